@@ -1,0 +1,48 @@
+"""RackLoop: analytic steady state and step response, energy balance, zero flow."""
+import math
+
+import numpy as np
+import pytest
+
+from twin.fmu_reference import simulate_table
+from twin.water import fit
+
+T_ATOL_K = 1e-6
+BALANCE_RTOL = 1e-9
+
+
+def test_steady_state_and_exponential_approach(fmu_path):
+    P, mdot, T_in, C, f = 150e3, 2.0, 313.15, 2e5, 0.75
+    t = np.arange(0, 3601, 60.0)
+    out = simulate_table(fmu_path("RackLoop"), t, {"P_IT_W": np.full(t.size, P), "mdot_kg_s": np.full(t.size, mdot),
+                                                    "T_in_K": np.full(t.size, T_in)},
+                         parameters={"C_J_K": C, "f_liquid": f, "T_start_K": T_in})
+    cp = fit().cp_J_kgK(T_in + 0.5 * f * P / (mdot * 4180))  # cp near the film temperature
+    T_eq = T_in + f * P / (mdot * cp)
+    assert out["T_out_K"].iloc[-1] == pytest.approx(T_eq, abs=0.01)
+    # the first step follows the exponential with tau = C / (mdot cp)
+    tau = C / (mdot * fit().cp_J_kgK(T_in))
+    assert out["T_out_K"].iloc[1] == pytest.approx(T_in + (T_eq - T_in) * (1 - math.exp(-60 / tau)), abs=1e-3)
+
+
+def test_energy_balance_24h_varying_inputs(fmu_path):
+    rng = np.random.default_rng(1)
+    t = np.arange(0, 86401, 60.0)
+    P = 200e3 * rng.uniform(0.2, 1.0, t.size)
+    mdot = np.where(rng.uniform(size=t.size) < 0.05, 0.0, rng.uniform(0.5, 3.0, t.size))
+    T_in = 308.15 + 5 * np.sin(t / 7200)
+    out = simulate_table(fmu_path("RackLoop"), t, {"P_IT_W": P, "mdot_kg_s": mdot, "T_in_K": T_in})
+    end = out.iloc[-1]
+    assert end["E_IT_J"] == pytest.approx(end["E_liquid_J"] + end["E_air_J"], rel=BALANCE_RTOL)
+    assert end["E_liquid_J"] == pytest.approx(end["E_coolant_J"] + end["E_stored_J"], rel=BALANCE_RTOL)
+
+
+@pytest.mark.parametrize("h_s", [1.0, 60.0])
+def test_zero_flow_heats_linearly_without_overshoot(fmu_path, h_s):
+    t = np.arange(0, 601, h_s)
+    n = t.size
+    out = simulate_table(fmu_path("RackLoop"), t, {"P_IT_W": np.full(n, 100e3), "mdot_kg_s": np.zeros(n),
+                                                    "T_in_K": np.full(n, 303.15)},
+                         parameters={"C_J_K": 2e6, "f_liquid": 0.8})
+    assert out["T_out_K"].iloc[-1] == pytest.approx(303.15 + 0.8 * 100e3 * 600 / 2e6, abs=T_ATOL_K)
+    assert np.all(np.isfinite(out.to_numpy()))
