@@ -1,0 +1,1 @@
+"""The GPU cluster: jobs, traces, workload generator, power models, schedulers."""
