@@ -1,0 +1,82 @@
+"""The `twin` command line. Nothing imports this module; it only wires commands to the library.
+
+Exit codes: 0 success, 1 a failure while running, 2 bad input (a scenario, a file, an argument).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import TwinError
+
+
+def _cmd_fmus_build(args) -> int:
+    from . import fmu_build
+
+    paths = fmu_build.build_all(args.models or None, force=args.force)
+    for p in paths:
+        print(p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p)
+    return 0
+
+
+def _cmd_fmus_list(args) -> int:
+    from . import fmu_build
+    from .fmu import read_ports
+
+    if args.fmu:
+        paths = [Path(p) for p in args.fmu]
+    else:
+        fmu_build.build_all()
+        paths = sorted(fmu_build.FMUS_DIR.glob("*.fmu"))
+    for path in paths:
+        md, ports = read_ports(path)
+        print(f"{path.name}  (FMI {md.fmiVersion}, {md.modelName})")
+        if md.description:
+            print(f"  {md.description}")
+        for causality in ("input", "output", "parameter"):
+            group = [p for p in ports.values() if p.causality == causality]
+            if not group:
+                continue
+            print(f"  {causality}s:")
+            for p in group:
+                bounds = ""
+                if p.min is not None or p.max is not None:
+                    bounds = f" [{'' if p.min is None else f'{p.min:g}'}..{'' if p.max is None else f'{p.max:g}'}]"
+                start = f" = {p.start}" if p.start is not None and causality != "output" else ""
+                print(f"    {p.name:28s} {p.type:8s} {(p.unit or '-'):10s}{start}{bounds}  {p.description or ''}")
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twin", description="Digital twin of a GPU data centre selling heat to district heating")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fmus = sub.add_parser("fmus", help="build and list the hydronic FMUs")
+    fsub = fmus.add_subparsers(dest="fmus_command", required=True)
+    b = fsub.add_parser("build", help="compile models/* into fmus/*.fmu (only what is missing or stale)")
+    b.add_argument("models", nargs="*", help="model names (default: all)")
+    b.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    b.set_defaults(func=_cmd_fmus_build)
+    ls = fsub.add_parser("list", help="show each FMU with its ports and units")
+    ls.add_argument("fmu", nargs="*", help="FMU files (default: the project's, built first)")
+    ls.set_defaults(func=_cmd_fmus_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TwinError as e:
+        print(f"twin: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("twin: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
