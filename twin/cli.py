@@ -49,6 +49,14 @@ def _cmd_fmus_list(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    print("Cost of one FMU step through the adapter (batched set/doStep/get), medians of repeated runs:")
+    print(bench.format_fmu_table(bench.bench_fmu_steps(n_steps=args.steps)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="Digital twin of a GPU data centre selling heat to district heating")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls = fsub.add_parser("list", help="show each FMU with its ports and units")
     ls.add_argument("fmu", nargs="*", help="FMU files (default: the project's, built first)")
     ls.set_defaults(func=_cmd_fmus_list)
+
+    bn = sub.add_parser("bench", help="benchmarks: cost of an FMU step through the adapter")
+    bn.add_argument("--steps", type=int, default=2000, help="steps per timed repeat (default 2000)")
+    bn.set_defaults(func=_cmd_bench)
     return parser
 
 
