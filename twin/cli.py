@@ -49,6 +49,45 @@ def _cmd_fmus_list(args) -> int:
     return 0
 
 
+def _cmd_validate(args) -> int:
+    from . import scenario
+
+    sc = scenario.load(args.scenario)
+    print(f"{args.scenario}: valid ({len(sc.components)} components, {sc.run.n_steps} steps of {sc.run.step_s} s)")
+    return 0
+
+
+def _default_out(scenario_path: str) -> Path:
+    return Path("runs") / Path(scenario_path).stem
+
+
+def _cmd_run(args) -> int:
+    from . import runner
+    from .units import parse_duration_s
+
+    every = int(parse_duration_s(args.checkpoint_every)) if args.checkpoint_every else None
+    out = Path(args.out) if args.out else _default_out(args.scenario)
+    result = runner.run(Path(args.scenario), out, checkpoint_every_s=every, progress=not args.quiet,
+                        report=not args.no_report)
+    if result.interrupted:
+        return 130
+    print(f"{out}: {result.steps_done} steps in {result.wall_s:.1f} s wall time")
+    return 0
+
+
+def _cmd_resume(args) -> int:
+    from . import runner
+    from .units import parse_duration_s
+
+    every = int(parse_duration_s(args.checkpoint_every)) if args.checkpoint_every else None
+    result = runner.resume(Path(args.checkpoint), Path(args.out) if args.out else None, checkpoint_every_s=every,
+                           progress=not args.quiet, report=not args.no_report)
+    if result.interrupted:
+        return 130
+    print(f"{result.out_dir}: resumed, now at step {result.steps_done} ({result.wall_s:.1f} s wall time)")
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from . import bench
 
@@ -70,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     ls = fsub.add_parser("list", help="show each FMU with its ports and units")
     ls.add_argument("fmu", nargs="*", help="FMU files (default: the project's, built first)")
     ls.set_defaults(func=_cmd_fmus_list)
+
+    v = sub.add_parser("validate", help="check a scenario file; list every problem (exit code 2 if any)")
+    v.add_argument("scenario")
+    v.set_defaults(func=_cmd_validate)
+
+    r = sub.add_parser("run", help="run a scenario into a run folder")
+    r.add_argument("scenario")
+    r.add_argument("--out", help="run folder (default: runs/<scenario name>)")
+    r.add_argument("--checkpoint-every", help="write a checkpoint every so much simulated time, e.g. 7d")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--no-report", action="store_true", help="skip report.html")
+    r.set_defaults(func=_cmd_run)
+
+    rs = sub.add_parser("resume", help="continue a run from one of its checkpoints, into a new run folder")
+    rs.add_argument("checkpoint")
+    rs.add_argument("--out", help="run folder (default: <run>-resumed)")
+    rs.add_argument("--checkpoint-every", help="write further checkpoints every so much simulated time")
+    rs.add_argument("--quiet", action="store_true")
+    rs.add_argument("--no-report", action="store_true")
+    rs.set_defaults(func=_cmd_resume)
 
     bn = sub.add_parser("bench", help="benchmarks: cost of an FMU step through the adapter")
     bn.add_argument("--steps", type=int, default=2000, help="steps per timed repeat (default 2000)")

@@ -1,0 +1,152 @@
+"""The co-simulation engine: a SimPy environment with integer time ticks that steps the plant every
+communication step, streams the recorded signals, and writes checkpoints.
+
+Time is an integer count of ticks (TICKS_PER_S per second); seconds are computed from ticks, never
+accumulated. The plant process wakes at the end of each step [t, t+h) and steps the site over it, so every
+SimPy event inside the step (job arrivals and completions, faults) has happened before the step is taken.
+"""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from .errors import TwinError
+from .inputs import InputCursor, read_series
+from .output import SeriesWriter
+from .scenario import Scenario
+from .site import Site
+
+TICKS_PER_S = 1000
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    steps_done: int
+    n_steps: int
+    interrupted: bool
+    wall_s: float
+
+
+class Engine:
+    def __init__(self, scenario: Scenario, site: Site | None = None):
+        self.scenario = scenario
+        self.site = site or Site(scenario)
+        run = scenario.run
+        self.h_s = float(run.step_s)
+        self.h_ticks = run.step_s * TICKS_PER_S
+        self.n_steps = run.n_steps
+        import pandas as pd
+
+        start = pd.Timestamp(run.start)
+        series = {name: read_series(name, spec.path, start, spec.interpolate) for name, spec in scenario.inputs.items()}
+        self.cursor = InputCursor(series, self.site.series_refs, self.h_s)
+        self.k = 0                       # steps done
+        self.env = simpy.Environment(initial_time=0)
+
+    # ---- time ----
+
+    def t_s(self, k: int) -> float:
+        return (k * self.h_ticks) / TICKS_PER_S
+
+    # ---- run ----
+
+    def setup(self) -> None:
+        self.site.setup(0.0)
+        if self.site.series_refs:
+            self.site.z[self.site.series_slice] = self.cursor.row(0)
+
+    def run(self, out_dir: Path, *, checkpoint_every_s: int | None = None, until_step: int | None = None,
+            progress: bool = True, writer: SeriesWriter | None = None, record_first_row: bool = True) -> RunResult:
+        """Run from the current step to until_step (default: the end), streaming rows into out_dir."""
+        out_dir = Path(out_dir)
+        site, z, n_rec = self.site, self.site.z, self.site.n_recorded
+        end = self.n_steps if until_step is None else min(until_step, self.n_steps)
+        if writer is None:
+            writer = SeriesWriter(out_dir / "timeseries.parquet", site.recorded_names, self.scenario.run.chunk_rows)
+        if record_first_row:
+            writer.append(self.t_s(self.k), z[:n_rec])
+        ckpt_every = None if not checkpoint_every_s else max(1, checkpoint_every_s // self.scenario.run.step_s)
+        bar = _progress(self, end, progress)
+        series_slice, cursor, has_series = site.series_slice, self.cursor, bool(site.series_refs)
+        interrupted = False
+        wall0 = time.perf_counter()
+        env = self.env
+        engine = self
+
+        def plant():
+            k = engine.k
+            while k < end:
+                yield env.timeout(engine.h_ticks)
+                t0 = (k * engine.h_ticks) / TICKS_PER_S
+                if has_series:
+                    z[series_slice] = cursor.row(k)
+                site.step(t0, engine.h_s)
+                k += 1
+                engine.k = k
+                writer.append((k * engine.h_ticks) / TICKS_PER_S, z[:n_rec])
+                if bar is not None and k % 1440 == 0:
+                    bar.update(1440)
+                if ckpt_every and k % ckpt_every == 0 and k < end:
+                    writer.flush()
+                    engine.checkpoint(out_dir / "checkpoints" / f"step_{k:09d}.ckpt", writer.rows_written)
+
+        try:
+            proc = env.process(plant())
+            env.run(until=proc)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            writer.close()
+            if bar is not None:
+                bar.close()
+        return RunResult(out_dir, self.k, end, interrupted, time.perf_counter() - wall0)
+
+    # ---- checkpoints ----
+
+    def checkpoint(self, path: Path, rows_written: int) -> None:
+        """Everything needed to continue bit-identically: the scenario, the step, the site's whole state."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = {"version": CHECKPOINT_VERSION, "scenario_path": str(self.scenario.path),
+                "scenario_text": self.scenario.text, "k": self.k, "rows_written": rows_written,
+                "site": self.site.get_state()}
+        tmp = path.with_suffix(".part")
+        with open(tmp, "wb") as f:
+            pickle.dump(blob, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+
+    def restore(self, blob: dict) -> None:
+        self.site.set_state(blob["site"])
+        self.k = blob["k"]
+        self.env = simpy.Environment(initial_time=self.k * self.h_ticks)
+
+
+def read_checkpoint(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            blob = pickle.load(f)
+    except FileNotFoundError as e:
+        raise TwinError(f"{path}: no such checkpoint") from e
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise TwinError(f"{path}: not a twin checkpoint ({e})") from e
+    if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
+        raise TwinError(f"{path}: not a twin checkpoint of version {CHECKPOINT_VERSION}")
+    return blob
+
+
+def _progress(engine: Engine, end: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=end - engine.k, initial=0, unit="step", unit_scale=True, file=sys.stderr, mininterval=0.5,
+                desc=f"simulated ({engine.scenario.run.step_s} s steps, 1440 per update)", leave=False)

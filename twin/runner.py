@@ -1,0 +1,120 @@
+"""`twin run` and `twin resume`: a scenario in, a run folder out.
+
+The run folder (DESIGN.md): timeseries.parquet (streamed), kpis.json, scenario.toml (the scenario as run),
+run.json (seed, versions, FMU hashes, status), events.parquet, report.html with plots. The scenario is
+validated before the folder is touched: an invalid scenario leaves nothing behind.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import kpis, scenario as scenario_mod
+from .engine import Engine, RunResult, read_checkpoint
+from .errors import TwinError
+from .output import SeriesWriter
+
+PACKAGES = ("twin", "fmpy", "simpy", "numpy", "scipy", "pandas", "pyarrow", "CoolProp")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Use out_dir for a new run: empty or a previous twin run (replaced); refuse anything else."""
+    if out_dir.exists():
+        if any(out_dir.iterdir()) and not (out_dir / "run.json").exists():
+            raise TwinError(f"{out_dir}: exists and is not a twin run folder; choose another --out")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+
+
+def _write_scenario_copy(sc: scenario_mod.Scenario, out_dir: Path) -> None:
+    header = [f"# The scenario as run: {sc.path.resolve()}",
+              *(f"# inputs.{n}.file resolves to {s.path}" for n, s in sc.inputs.items()), ""]
+    (out_dir / "scenario.toml").write_text("\n".join(header) + sc.text)
+
+
+def _write_events(out_dir: Path) -> None:
+    schema = pa.schema([("time_s", pa.float64()), ("kind", pa.string()), ("source", pa.string()), ("detail", pa.string())])
+    pq.write_table(pa.Table.from_pylist([], schema=schema), out_dir / "events.parquet")
+
+
+def _run_info(sc, engine: Engine, result: RunResult | None, status: str) -> dict:
+    return {"scenario": str(sc.path.resolve()), "name": sc.run.name, "seed": sc.run.seed,
+            "start": sc.run.start.isoformat(), "step_s": sc.run.step_s, "duration_s": sc.run.duration_s,
+            "steps_done": engine.k, "n_steps": engine.n_steps, "status": status,
+            "wall_s": None if result is None else result.wall_s,
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(), "fmus": engine.site.fmu_info()}
+
+
+def _finish(sc, engine: Engine, result: RunResult, out_dir: Path, report: bool) -> RunResult:
+    status = "interrupted" if result.interrupted else "complete"
+    (out_dir / "run.json").write_text(json.dumps(_run_info(sc, engine, result, status), indent=2))
+    _write_events(out_dir)
+    if result.interrupted:
+        print(f"twin: interrupted at t = {engine.t_s(engine.k):g} s (step {engine.k} of {engine.n_steps}); "
+              f"{out_dir / 'timeseries.parquet'} holds what was simulated and is readable", file=sys.stderr)
+    kpis.write(out_dir)
+    if report:
+        from . import report as report_mod
+
+        report_mod.write(out_dir)
+    return result
+
+
+def run(scenario_path: Path, out_dir: Path, *, checkpoint_every_s: int | None = None, progress: bool = True,
+        report: bool = True) -> RunResult:
+    sc = scenario_mod.load(scenario_path)          # raises ScenarioError before anything is written
+    engine = Engine(sc)
+    try:
+        prepare_out_dir(out_dir)
+        _write_scenario_copy(sc, out_dir)
+        (out_dir / "run.json").write_text(json.dumps(_run_info(sc, engine, None, "running"), indent=2))
+        engine.setup()
+        result = engine.run(out_dir, checkpoint_every_s=checkpoint_every_s, progress=progress)
+        return _finish(sc, engine, result, out_dir, report)
+    finally:
+        engine.site.close()
+
+
+def resume(checkpoint_path: Path, out_dir: Path | None = None, *, checkpoint_every_s: int | None = None,
+           progress: bool = True, report: bool = True) -> RunResult:
+    """Continue a run from a checkpoint. The new run folder gets the rows before the checkpoint copied from
+    the original run's timeseries.parquet, then the rest."""
+    blob = read_checkpoint(checkpoint_path)
+    original_dir = checkpoint_path.resolve().parent.parent
+    sc = scenario_mod.validate(__import__("tomllib").loads(blob["scenario_text"]), Path(blob["scenario_path"]),
+                               blob["scenario_text"])
+    out_dir = out_dir or original_dir.with_name(original_dir.name + "-resumed")
+    if out_dir.resolve() == original_dir.resolve():
+        raise TwinError(f"{out_dir}: resume writes a new run folder; choose another --out than the checkpoint's run")
+    engine = Engine(sc)
+    try:
+        engine.setup()
+        engine.restore(blob)
+        prepare_out_dir(out_dir)
+        _write_scenario_copy(sc, out_dir)
+        writer = SeriesWriter(out_dir / "timeseries.parquet", engine.site.recorded_names, sc.run.chunk_rows)
+        writer.copy_from(original_dir / "timeseries.parquet", blob["rows_written"])
+        result = engine.run(out_dir, checkpoint_every_s=checkpoint_every_s, progress=progress, writer=writer,
+                            record_first_row=False)
+        return _finish(sc, engine, result, out_dir, report)
+    finally:
+        engine.site.close()
