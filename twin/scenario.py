@@ -250,7 +250,8 @@ def validate(data: Mapping, path: Path, text: str = "") -> Scenario:
     run = _run_spec(data.get("run"), problems)
     inputs = _input_specs(data.get("inputs", {}), base, problems, run)
     components, ports = _component_specs(data.get("components"), base, problems)
-    _check_connections(components, ports, inputs, problems)
+    declared = set(data.get("inputs", {})) if isinstance(data.get("inputs", {}), Mapping) else set()
+    _check_connections(components, ports, inputs, declared, problems)
     _check_cycles(components, problems)
     kpis = _kpis(data.get("kpis", {}), components, ports, inputs, problems)
     balance = _balance(data.get("balance", {}), components, ports, problems)
@@ -477,9 +478,9 @@ def _check_ref(ref: str, where: str, components, ports, problems: Problems, want
     return True
 
 
-def _check_connections(components, ports, inputs, problems: Problems) -> None:
-    from .inputs import read_series  # noqa: F401  (columns are read lazily below)
-
+def _check_connections(components, ports, inputs, declared: set, problems: Problems) -> None:
+    """Every connection names an existing output or series column. A series declared but broken was
+    reported already; connections to it are not reported again."""
     series_columns: dict[str, set[str]] = {}
     for name, c in components.items():
         for port, s in c.inputs.items():
@@ -488,6 +489,8 @@ def _check_connections(components, ports, inputs, problems: Problems) -> None:
                 _check_ref(s.ref, where, components, ports, problems)
             elif s.kind == "input":
                 series, column = s.split()
+                if series in declared and series not in inputs:
+                    continue
                 if series not in inputs:
                     problems.add(where, "an input series declared as [inputs.NAME]", series, _suggest(series, inputs))
                     continue
