@@ -42,6 +42,11 @@ def platform_tag() -> str:
     return fmpy.platform
 
 
+def platform_tuple() -> str:
+    """The FMI 3.0 binaries/<platform tuple> folder name of this machine (e.g. x86_64-linux)."""
+    return fmpy.platform_tuple
+
+
 @dataclass(frozen=True)
 class Port:
     """A variable of an FMU, as declared in its model description."""
