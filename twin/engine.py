@@ -77,6 +77,7 @@ class Engine:
             writer.append(self.t_s(self.k), z[:n_rec])
         ckpt_every = None if not checkpoint_every_s else max(1, checkpoint_every_s // self.scenario.run.step_s)
         bar = _progress(self, end, progress)
+        progress_every = max(1, int(3600 // self.h_s))  # one update per simulated hour
         series_slice, cursor, has_series = site.series_slice, self.cursor, bool(site.series_refs)
         interrupted = False
         wall0 = time.perf_counter()
@@ -94,8 +95,8 @@ class Engine:
                 k += 1
                 engine.k = k
                 writer.append((k * engine.h_ticks) / TICKS_PER_S, z[:n_rec])
-                if bar is not None and k % 1440 == 0:
-                    bar.update(1440)
+                if bar is not None and k % progress_every == 0:
+                    bar.update(progress_every * engine.h_s / 86400.0)
                 if ckpt_every and k % ckpt_every == 0 and k < end:
                     writer.flush()
                     engine.checkpoint(out_dir / "checkpoints" / f"step_{k:09d}.ckpt", writer.rows_written)
@@ -148,5 +149,7 @@ def _progress(engine: Engine, end: int, enabled: bool):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=end - engine.k, initial=0, unit="step", unit_scale=True, file=sys.stderr, mininterval=0.5,
-                desc=f"simulated ({engine.scenario.run.step_s} s steps, 1440 per update)", leave=False)
+    days = (end - engine.k) * engine.h_s / 86400.0
+    return tqdm(total=round(days, 3), unit="d", file=sys.stderr, mininterval=0.5, leave=False,
+                desc=f"{engine.scenario.run.name or 'run'}: simulated days",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} d [{elapsed}<{remaining}, {rate_fmt}]")

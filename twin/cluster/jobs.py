@@ -113,19 +113,18 @@ def job_problems(job) -> list[tuple[str, str]]:
     g = job.gpu_share
     if not isinstance(g, float) or not (0.0 < g <= 1.0):
         out.append(("gpu_share", f"must be a float in (0, 1], got {g!r}"))
-    submit, duration = job.submit_time_s, job.duration_s
-    start = submit if job.earliest_start_s is None else job.earliest_start_s
-    if not _is_int(start):
+    submit, duration, start, d = job.submit_time_s, job.duration_s, job.earliest_start_s, job.deadline_s
+    if start is not None and not _is_int(start):
         out.append(("earliest_start_s", f"must be empty or an integer, got {start!r}"))
-    elif _is_int(submit) and start < submit:
+    elif start is not None and _is_int(submit) and start < submit:
         out.append(("earliest_start_s", f"must be >= submit_time_s ({submit}), got {start}"))
-    d = job.deadline_s
-    if d is not None:
-        if not _is_int(d):
-            out.append(("deadline_s", f"must be empty or an integer, got {d!r}"))
-        elif _is_int(start) and _is_int(duration) and d < start + duration:
-            out.append(("deadline_s", f"must be >= earliest start + duration ({start + duration}): "
-                                      f"no schedule meets {d}"))
+    if start is None:
+        start = submit
+    if d is not None and not _is_int(d):
+        out.append(("deadline_s", f"must be empty or an integer, got {d!r}"))
+    elif d is not None and _is_int(start) and _is_int(duration) and d < start + duration:
+        out.append(("deadline_s", f"must be >= earliest start + duration ({start} + {duration}): "
+                                  f"no schedule meets {d}"))
     return out
 
 

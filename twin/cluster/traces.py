@@ -229,60 +229,51 @@ def jobs_from_frame(frame: pd.DataFrame, source: str | Path) -> tuple[Job, ...]:
     """The jobs of a job table already in memory; ``source`` names it in errors."""
     problems = _Problems(Path(source))
     _check_columns(frame, REQUIRED_COLUMNS, JOB_FIELDS, problems)
-    n = len(frame)
+    present = [name for name in JOB_FIELDS if name in frame.columns]
     cols: dict[str, np.ndarray] = {}
-    valid = np.ones(n, bool)
-    present = set(frame.columns)
-
-    def take(name: str, values: np.ndarray, ok: np.ndarray) -> None:
-        nonlocal valid
-        cols[name] = values
-        valid &= ok
-
-    for name in ("submit_time_s", "duration_s", "n_gpus", "checkpoint_interval_s", "earliest_start_s",
-                 "deadline_s", "gpu_share"):
-        if name not in present:
-            continue
-        required = name in REQUIRED_COLUMNS
-        num, ok = _numbers(frame[name], name, problems, required=required, integer=name != "gpu_share")
-        miss = _missing(frame[name])
-        take(name, num, ok | (miss & (not required)))
-    for name in ("job_id", "power_model"):
-        if name in present:
-            text, ok = _texts(frame[name], name, problems, required=name == "job_id")
-            take(name, text, ok | (name != "job_id"))
-    if "workload_class" in present:
-        text, ok = _texts(frame["workload_class"], "workload_class", problems, required=True)
-        known = {c.value for c in WorkloadClass}
-        unknown = ok & ~np.isin(text.astype(str), sorted(known))
+    cell_ok: dict[str, np.ndarray] = {}
+    for name in present:
+        raw, required = frame[name], name in REQUIRED_COLUMNS
+        if name in ("job_id", "power_model", "workload_class"):
+            values, ok = _texts(raw, name, problems, required=required)
+        elif name == "preemptible":
+            values, ok = _flags(raw, name, problems)
+        else:
+            values, ok = _numbers(raw, name, problems, required=required, integer=name != "gpu_share")
+        if not required:
+            ok = ok | _missing(raw)
+        cols[name], cell_ok[name] = values, ok
+    if "workload_class" in cols:
+        text, known = cols["workload_class"], sorted(c.value for c in WorkloadClass)
+        unknown = cell_ok["workload_class"] & ~np.isin(text.astype(str), known)
         problems.add_rows(unknown, "workload_class",
-                          lambda i: f"unknown class {text[i]!r} (expected one of: {', '.join(sorted(known))})")
-        take("workload_class", text, ok & ~unknown)
-    if "preemptible" in present:
-        flags, ok = _flags(frame["preemptible"], "preemptible", problems)
-        take("preemptible", flags, ok)
+                          lambda i: f"unknown class {text[i]!r} (expected one of: {', '.join(known)})")
+        cell_ok["workload_class"] = cell_ok["workload_class"] & ~unknown
     if "submit_time_s" in cols:
-        _check_sorted(cols["submit_time_s"], ~np.isnan(cols["submit_time_s"]), "submit_time_s", problems,
-                      strict=False)
+        t = cols["submit_time_s"]
+        _check_sorted(t, ~np.isnan(t), "submit_time_s", problems, strict=False)
     if "job_id" in cols:
-        _check_unique(cols["job_id"], _texts_ok(frame["job_id"]), "job_id", problems)
+        _check_unique(cols["job_id"], ~_missing(frame["job_id"]), "job_id", problems)
 
     jobs: list[Job] = []
-    if all(c in present for c in REQUIRED_COLUMNS):
-        for i in np.flatnonzero(valid):
-            kwargs = {name: _cell(name, cols[name][i]) for name in cols}
+    complete = all(c in cols for c in REQUIRED_COLUMNS)
+    for i in range(len(frame)):
+        # the rules across fields (job_problems), on this row's well-formed cells; a bad cell is reported once
+        kwargs, bad_cells = {}, set()
+        for name in cols:
+            if not cell_ok[name][i]:
+                bad_cells.add(name)
+            elif (v := _cell(name, cols[name][i])) is not None:
+                kwargs[name] = v
+        if "workload_class" in kwargs:
             kwargs["workload_class"] = WorkloadClass(kwargs["workload_class"])
-            if kwargs.get("power_model") is None:
-                kwargs.pop("power_model", None)
-            if kwargs.get("gpu_share") is None:
-                kwargs.pop("gpu_share", None)
-            if kwargs.get("preemptible") is None:
-                kwargs.pop("preemptible", None)
-            bad = job_problems(SimpleNamespace(**{f: None for f in JOB_FIELDS} | _DEFAULTS | kwargs))
-            for field, message in bad:
-                problems.add(int(i) + 1, field, message)
-            if not bad:
-                jobs.append(Job(**kwargs))
+        found = [(f, m) for f, m in job_problems(SimpleNamespace(**({f: None for f in JOB_FIELDS} | _DEFAULTS
+                                                                     | kwargs)))
+                 if f in cols and f not in bad_cells]
+        for field, message in found:
+            problems.add(i + 1, field, message)
+        if complete and not bad_cells and not found:
+            jobs.append(Job(**kwargs))
     problems.raise_if_any()
     return tuple(jobs)
 
@@ -290,18 +281,14 @@ def jobs_from_frame(frame: pd.DataFrame, source: str | Path) -> tuple[Job, ...]:
 _DEFAULTS = {"power_model": DEFAULT_POWER_MODEL, "preemptible": False, "gpu_share": 1.0}
 
 
-def _texts_ok(raw: pd.Series) -> np.ndarray:
-    return ~_missing(raw)
-
-
 def _cell(name: str, v):
-    """A parsed cell as the Python value a Job field takes; None for an empty optional cell."""
-    if name in ("job_id", "power_model", "workload_class"):
-        return v
-    if name == "preemptible":
-        return None if v is None else bool(v)
-    if isinstance(v, float) and math.isnan(v):
+    """A parsed cell as the Python value of its Job field; None for an empty cell."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
+    if name in ("job_id", "power_model", "workload_class"):
+        return str(v)
+    if name == "preemptible":
+        return bool(v)
     return float(v) if name == "gpu_share" else int(v)
 
 
