@@ -318,6 +318,53 @@ class Fmu:
         self.do_step(t_s, h_s)
         return self.get_outputs()
 
+    def make_stepper(self, z: np.ndarray, in_idx: np.ndarray, out_start: int) -> Callable[[float, float], None]:
+        """The engine's hot path: a function step(t_s, h_s) that gathers the bound inputs from z[in_idx],
+        steps, and writes the bound outputs straight into z[out_start : out_start + n_outputs].
+
+        Raw function addresses and buffers are fixed here once; z must not be reallocated afterwards. Ports of
+        other types than Real fall back to the general path (``step``)."""
+        if self._in_other or self._out_other:
+            n_out = len(self._out_names)
+
+            def general(t_s: float, h_s: float) -> None:
+                z[out_start:out_start + n_out] = self.step(t_s, h_s, z[in_idx])
+            return general
+        if self.fmi_version != "2.0":
+            n_out = len(self._out_names)
+
+            def fmi3(t_s: float, h_s: float) -> None:
+                z[out_start:out_start + n_out] = self.step(t_s, h_s, z[in_idx])
+            return fmi3
+        if z.dtype != np.float64 or not z.flags.c_contiguous:
+            raise FmuError("make_stepper: z must be a contiguous float64 array")
+        fn = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t, c_void_p)
+        dll = self._slave.dll
+        raw_set = fn(ctypes.cast(dll.fmi2SetReal, c_void_p).value)
+        raw_get = fn(ctypes.cast(dll.fmi2GetReal, c_void_p).value)
+        raw_step = ctypes.CFUNCTYPE(c_int, c_void_p, c_double, c_double, c_int)(ctypes.cast(dll.fmi2DoStep, c_void_p).value)
+        comp = self._component
+        in_idx = np.ascontiguousarray(in_idx, dtype=np.intp)
+        buf = self._in_buf
+        in_vr, out_vr = ctypes.addressof(self._in_vr), ctypes.addressof(self._out_vr)
+        buf_a = buf.ctypes.data
+        out_a = z.ctypes.data + 8 * out_start
+        n_in, n_out = self._n_in, self._n_out
+        take = np.take
+        self._keep = (raw_set, raw_get, raw_step, in_idx)  # keep the function objects alive with the instance
+
+        def step(t_s: float, h_s: float) -> None:
+            take(z, in_idx, out=buf)
+            if n_in and raw_set(comp, in_vr, n_in, buf_a) > 1:
+                self._check(3, "fmi2SetReal")
+            self.time_s = t_s
+            if raw_step(comp, t_s, h_s, 1) > 1:
+                self._check(3, "fmi2DoStep")
+            self.time_s = t_s + h_s
+            if n_out and raw_get(comp, out_vr, n_out, out_a) > 1:
+                self._check(3, "fmi2GetReal")
+        return step
+
     # ---- state ----
 
     def _state_api(self, name2: str, name3: str):

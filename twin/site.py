@@ -41,6 +41,10 @@ class FmuComponent:
     def step(self, t_s: float, h_s: float, u: np.ndarray) -> np.ndarray:
         return self.fmu.step(t_s, h_s, u)
 
+    def stepper(self, z: np.ndarray, in_idx: np.ndarray, out_slice: slice):
+        """step(t_s, h_s) reading inputs from z and writing outputs into z (the adapter's hot path)."""
+        return self.fmu.make_stepper(z, in_idx, out_slice.start)
+
     def get_state(self):
         if self.fmu.can_serialize:
             return {"fmu": self.fmu.serialize(), "time_s": self.fmu.time_s}
@@ -73,6 +77,14 @@ class BlockComponent:
     def step(self, t_s: float, h_s: float, u: np.ndarray) -> np.ndarray:
         self._u[self._order] = u
         return self.block.step(t_s, h_s, self._u)
+
+    def stepper(self, z: np.ndarray, in_idx: np.ndarray, out_slice: slice):
+        u, order, block_step = self._u, self._order, self.block.step
+
+        def step(t_s: float, h_s: float) -> None:
+            u[order] = z[in_idx]
+            z[out_slice] = block_step(t_s, h_s, u)
+        return step
 
     def get_state(self):
         return self.block.get_state()
@@ -179,12 +191,13 @@ class Site:
         for r in self.routes:
             self.z[r.out_slice] = r.component.setup(t_s)
         self.z[self.delay_slots] = self.delay_initial
+        self._steppers = [r.component.stepper(self.z, r.in_idx, r.out_slice) for r in self.routes]
 
     def step(self, t_s: float, h_s: float) -> None:
         """One communication step [t_s, t_s + h_s): components in dependency order, then the delayed values."""
+        for step in self._steppers:
+            step(t_s, h_s)
         z = self.z
-        for r in self.routes:
-            z[r.out_slice] = r.component.step(t_s, h_s, z[r.in_idx])
         z[self.delay_slots] = z[self.delay_srcs]
 
     def get_state(self) -> bytes:
@@ -198,7 +211,7 @@ class Site:
 
     def fmu_info(self) -> dict:
         return {n: {"file": str(c.fmu.path), "sha256": c.fmu.sha256, "model": c.fmu.model_name,
-                    "fmi_version": c.fmu.fmi_version}
+                    "fmi_version": c.fmu.fmi_version, "version": c.fmu.md.version}
                 for n, c in self.components.items() if isinstance(c, FmuComponent)}
 
     def close(self) -> None:
