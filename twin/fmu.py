@@ -350,11 +350,11 @@ class Fmu:
         buf_a = buf.ctypes.data
         out_a = z.ctypes.data + 8 * out_start
         n_in, n_out = self._n_in, self._n_out
-        take = np.take
+        take = z.take
         self._keep = (raw_set, raw_get, raw_step, in_idx)  # keep the function objects alive with the instance
 
         def step(t_s: float, h_s: float) -> None:
-            take(z, in_idx, out=buf)
+            take(in_idx, out=buf)
             if n_in and raw_set(comp, in_vr, n_in, buf_a) > 1:
                 self._check(3, "fmi2SetReal")
             self.time_s = t_s

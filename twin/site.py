@@ -79,10 +79,16 @@ class BlockComponent:
         return self.block.step(t_s, h_s, self._u)
 
     def stepper(self, z: np.ndarray, in_idx: np.ndarray, out_slice: slice):
-        u, order, block_step = self._u, self._order, self.block.step
+        # blocks compute on Python floats (numpy scalars are several times slower in scalar arithmetic)
+        u = self._u.tolist()
+        order, block_step = self._order, self.block.step
+        pairs = list(zip(order, range(len(order))))
+        take = z.take
 
         def step(t_s: float, h_s: float) -> None:
-            u[order] = z[in_idx]
+            vals = take(in_idx).tolist()
+            for i, j in pairs:
+                u[i] = vals[j]
             z[out_slice] = block_step(t_s, h_s, u)
         return step
 
