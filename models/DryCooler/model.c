@@ -1,0 +1,141 @@
+/* DryCooler: water-to-air finned coil with fans (see README.md for the equations).
+ *
+ * The coil is quasi-steady (epsilon-NTU for cross-flow, air unmixed, water mixed): it follows its inputs
+ * within the step. Air is dry and ideal at 1 atm; its mass flow is the fans' volume flow times its density,
+ * so warm air carries less heat as well as giving less temperature difference. In mode 1 the fan speed is
+ * found inside the step as the smallest that brings the water to T_set_K. An optional well-mixed outlet
+ * volume (the water hold-up of coil and headers) is updated exactly in enthalpy.
+ * Sign convention: Q_W and E_Q_J are positive from the water to the air.
+ */
+#include "water_props.h"
+
+typedef struct {
+    double h_J_kg;    /* specific enthalpy of the water hold-up (used when m_hold_kg > 0) */
+} ModelState;
+
+#include "model.h"
+
+#define P_AIR_PA 101325.0        /* the coil is at ambient pressure; altitude is not modelled */
+#define R_AIR_J_KGK 287.05       /* specific gas constant of dry air */
+
+static double air_rho(double T_K) { return P_AIR_PA / (R_AIR_J_KGK * T_K); }
+
+/* cp of dry air at 1 atm: a quadratic fitted to CoolProp's Air on 233..333 K (within 1e-5 relative) */
+static double air_cp(double T_K) {
+    const double x = (T_K - 273.15) / 100.0;
+    return 1005.68 + x * (1.52 + x * 3.95);
+}
+
+/* Mean water cp between two temperatures, so that T_out = T_in - Q / C holds exactly in enthalpy. */
+static double cp_mean(double Ta, double Tb) {
+    if (fabs(Ta - Tb) < 1e-3) return water_cp(0.5 * (Ta + Tb));
+    return (water_h(Ta) - water_h(Tb)) / (Ta - Tb);
+}
+
+/* Cross-flow effectiveness with the air unmixed (fins) and the water mixed (in the tubes); the formula
+ * depends on which stream has C_min. expm1 keeps it accurate as Cr -> 0. */
+static double eps_crossflow(double ntu, double C_air, double C_w) {
+    if (C_air <= C_w) {                  /* C_min unmixed (air), C_max mixed (water) */
+        const double cr = C_air / C_w, y = -expm1(-ntu);
+        return cr > 0.0 ? -expm1(-cr * y) / cr : y;
+    }
+    const double cr = C_w / C_air;       /* C_min mixed (water), C_max unmixed (air) */
+    return cr > 0.0 ? -expm1(expm1(-cr * ntu) / cr) : -expm1(-ntu);
+}
+
+/* 1/UA = R_air + R_water: the air film scales with the air flow (~ fan speed)^-n_air, the water film with
+ * (mdot_nom / mdot)^n_water, each from its share of 1/UA_nom. */
+static double ua_now(ModelInstance *comp, double speed, double mdot) {
+    if (speed <= 0.0 || mdot <= 0.0) return 0.0;
+    const double R_nom = 1.0 / V(UA_nom_W_K), f = V(f_R_air);
+    const double R_air = f > 0.0 ? f * R_nom * pow(speed, -V(n_air)) : 0.0;
+    const double R_w = f < 1.0 ? (1.0 - f) * R_nom * pow(V(mdot_nom_kg_s) / mdot, V(n_water)) : 0.0;
+    const double R = R_air + R_w;
+    return R > 0.0 ? 1.0 / R : 0.0;
+}
+
+typedef struct { double Q, UA, eps, mdot_air, C_air, h_out; } Coil;
+
+/* The coil at a fan speed. The water capacity rate uses the mean cp over the water's own temperature
+ * change, found by fixed-point iteration (cp varies slowly: a few passes reach 1e-12 K). */
+static Coil coil(ModelInstance *comp, double speed) {
+    const double T_in = V(T_in_K), mdot = V(mdot_kg_s), T_air = V(T_air_K);
+    Coil k = {0.0, ua_now(comp, speed, mdot), 0.0, speed * V(V_air_nom_m3_s) * air_rho(T_air), 0.0, water_h(T_in)};
+    k.C_air = k.mdot_air * air_cp(T_air);
+    if (mdot <= 0.0 || k.C_air <= 0.0) return k;     /* no water or no air moving: no heat exchanged */
+    double T_out = T_in;
+    for (int i = 0; i < 50; i++) {
+        const double C_w = mdot * cp_mean(T_in, T_out), C_min = fmin(C_w, k.C_air);
+        k.eps = eps_crossflow(k.UA / C_min, k.C_air, C_w);
+        k.Q = k.eps * C_min * (T_in - T_air);
+        const double T1 = T_in - k.Q / C_w, change = fabs(T1 - T_out);
+        T_out = T1;
+        if (change < 1e-12) break;
+    }
+    k.h_out -= k.Q / mdot;
+    return k;
+}
+
+static double coil_T_out(ModelInstance *comp, double speed) { return water_T_from_h(coil(comp, speed).h_out); }
+
+/* Mode 0: the speed given. Mode 1: the smallest speed in [speed_min, available] whose coil outlet is at or
+ * below T_set (found by bisection: Q rises monotonically with the air flow); the available speed if even
+ * that is not enough. Fans stay off when there is nothing to cool, or when the air is no colder than the
+ * water (running them would heat the water). */
+static double fan_speed(ModelInstance *comp) {
+    const double avail = V(fan_speed_rel);
+    if ((int)V(mode) == 0) return avail;
+    const double T_in = V(T_in_K), T_set = V(T_set_K);
+    if (V(mdot_kg_s) <= 0.0 || T_in <= T_set || V(T_air_K) >= T_in) return 0.0;
+    double lo = fmin(V(speed_min_rel), avail), hi = avail;
+    if (coil_T_out(comp, lo) <= T_set) return lo;
+    if (coil_T_out(comp, hi) > T_set) return hi;
+    for (int i = 0; i < 200 && hi - lo > 1e-14; i++) {   /* invariant: T_out(lo) > T_set >= T_out(hi) */
+        const double mid = 0.5 * (lo + hi);
+        if (coil_T_out(comp, mid) <= T_set) hi = mid; else lo = mid;
+    }
+    return hi;
+}
+
+/* A well-mixed hold-up of mass m fed at enthalpy h_feed by mdot over h_s, exactly: m dh/dt = mdot (h_feed - h).
+ * Returns the enthalpy that left with the flow. With m = 0 the outlet is the feed; at zero flow it holds. */
+static double holdup_step(double m, double mdot, double h_feed, double *h, double h_s) {
+    if (m <= 0.0) return mdot * h_feed * h_s;
+    if (mdot <= 0.0 || h_s <= 0.0) return 0.0;
+    const double dh = (h_feed - *h) * -expm1(-mdot * h_s / m);   /* never over- or undershoots h_feed */
+    *h += dh;
+    return mdot * h_feed * h_s - m * dh;                          /* in - stored change */
+}
+
+static void set_outputs(ModelInstance *comp, const Coil *k, double speed) {
+    const double m = V(m_hold_kg);
+    V(T_out_K) = water_T_from_h(m > 0.0 ? M.h_J_kg : k->h_out);
+    V(T_air_out_K) = k->C_air > 0.0 ? V(T_air_K) + k->Q / k->C_air : V(T_air_K);
+    V(Q_W) = k->Q;
+    V(P_fan_W) = V(P_fan_nom_W) * speed * speed * speed;
+    V(fan_speed_out_rel) = speed;
+    V(mdot_air_kg_s) = k->mdot_air;
+    V(UA_W_K) = k->UA;
+    V(epsilon) = k->eps;
+    V(E_stored_J) = m * (M.h_J_kg - water_h(V(T_start_K)));
+}
+
+int model_init(ModelInstance *comp) {
+    M.h_J_kg = water_h(V(T_start_K));
+    V(E_Q_J) = V(E_fan_J) = V(E_in_J) = V(E_out_J) = 0.0;
+    const double speed = fan_speed(comp);
+    const Coil k = coil(comp, speed);
+    set_outputs(comp, &k, speed);
+    return MODEL_OK;
+}
+
+int model_step(ModelInstance *comp, double t_s, double h_s) {
+    const double speed = fan_speed(comp), mdot = V(mdot_kg_s);
+    const Coil k = coil(comp, speed);
+    V(E_Q_J) += k.Q * h_s;
+    V(E_in_J) += mdot * water_h(V(T_in_K)) * h_s;
+    V(E_out_J) += holdup_step(V(m_hold_kg), mdot, k.h_out, &M.h_J_kg, h_s);
+    set_outputs(comp, &k, speed);
+    V(E_fan_J) += V(P_fan_W) * h_s;
+    return MODEL_OK;
+}
