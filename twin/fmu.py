@@ -86,6 +86,19 @@ def read_ports(path: str | os.PathLike) -> tuple[object, dict[str, Port]]:
     return md, ports
 
 
+def _as_type(port: Port, value):
+    """A value converted for the FMI setter of the port's type (scenarios and the engine carry floats)."""
+    if port.type == "Boolean":
+        return bool(value)
+    if port.type in _REAL_TYPES or port.type.startswith("Float"):
+        return float(value)
+    if port.type in ("Integer", "Enumeration") or port.type.startswith(("Int", "UInt")):
+        if float(value) != int(value):
+            raise FmuError(f"port {port.name} is an {port.type}; {value!r} is not a whole number")
+        return int(value)
+    return value
+
+
 def _float_or_none(x):
     return None if x is None else float(x)
 
@@ -233,7 +246,7 @@ class Fmu:
             p = self.port(name)
             vrs, vals = by_type.setdefault(p.type, ([], []))
             vrs.append(p.vr)
-            vals.append(value)
+            vals.append(_as_type(p, value))
         for t, (vrs, vals) in by_type.items():
             setter = getattr(self._slave, "set" + ("Real" if t == "Real" else t))
             self._call(f"set{t}", setter, vrs, vals)
@@ -281,7 +294,7 @@ class Fmu:
         else:
             self._in_buf[:] = np.asarray(u)[self._in_real_idx]
             if self._in_other:
-                self.set({p.name: (bool(u[i]) if p.type == "Boolean" else int(u[i])) for p, i in self._in_other})
+                self.set({p.name: u[i] for p, i in self._in_other})
         if self._n_in:
             if self.fmi_version == "2.0":
                 self._check(self._set_real(self._component, self._in_vr, self._n_in, self._in_ptr), "fmi2SetReal")
