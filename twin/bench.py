@@ -214,3 +214,15 @@ if __name__ == "__main__":  # the child process of bench_year
 
     scen, out, days, capture = sys.argv[1:5]
     print(json.dumps(_child_run(scen, float(days) if days else None, out, capture or None)))
+
+
+def format_year(r: dict) -> str:
+    y, m = r["year"], r["month"]
+    return "\n".join([
+        f"whole run: {y['steps']} steps, wall {y['wall_s']:.1f} s, simulated/wall {r['speed_simulated_per_wall']:,.0f}x, "
+        f"peak memory {y['peak_rss_MB']:.0f} MB",
+        f"one month: {m['steps']} steps, wall {m['wall_s']:.1f} s, peak memory {m['peak_rss_MB']:.0f} MB "
+        f"(whole run / month: {r['memory_year_over_month']:.3f})",
+        f"floor (the same FMUs, the same inputs, raw fmi2SetReal/DoStep/GetReal): {r['floor_s']:.1f} s; "
+        f"engine / floor = {r['ratio_to_floor']:.2f}",
+    ])

@@ -93,6 +93,11 @@ def _cmd_bench(args) -> int:
 
     print("Cost of one FMU step through the adapter (batched set/doStep/get), medians of repeated runs:")
     print(bench.format_fmu_table(bench.bench_fmu_steps(n_steps=args.steps)))
+    if args.fmus_only:
+        return 0
+    print(f"\n{args.scenario}: the whole horizon, one month, and the floor, each in a fresh process ...")
+    r = bench.bench_year(Path(args.scenario))
+    print(bench.format_year(r))
     return 0
 
 
@@ -130,8 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--no-report", action="store_true")
     rs.set_defaults(func=_cmd_resume)
 
-    bn = sub.add_parser("bench", help="benchmarks: cost of an FMU step through the adapter")
-    bn.add_argument("--steps", type=int, default=2000, help="steps per timed repeat (default 2000)")
+    bn = sub.add_parser("bench", help="benchmarks: FMU step cost; the reference year: wall time, speed, memory, ratio to the floor")
+    bn.add_argument("--steps", type=int, default=2000, help="FMU steps per timed repeat (default 2000)")
+    bn.add_argument("--scenario", default=str(Path(__file__).resolve().parent.parent / "scenarios" / "reference_year.toml"),
+                    help="scenario for the engine benchmark (default: the reference year)")
+    bn.add_argument("--fmus-only", action="store_true", help="only the FMU step costs")
     bn.set_defaults(func=_cmd_bench)
     return parser
 
