@@ -170,8 +170,9 @@ def requests_to_jobs(stream: RequestStream, *, window_s: int, prefill_tokens_per
     (throughputs of one GPU with batching, which the user sets for the model and GPU served); the job holds
     ``n_gpus = ceil(work / window_s)`` GPUs (at least 1) for the window, and ``gpu_share = work / (n_gpus *
     window_s)``. Window k covers arrivals in ``[k * window_s, (k+1) * window_s)`` and its job is submitted at
-    ``k * window_s``. Windows without requests (or whose requests carry no tokens) give no job (whether an idle replica stays reserved is a
-    scenario decision). Jobs are not preemptible and have no deadline: online inference is never deferred.
+    ``k * window_s``. Windows without requests (or whose requests carry no tokens) give no job (whether an idle
+    replica stays reserved is a scenario decision). Jobs are not preemptible and have no deadline: online
+    inference is never deferred.
     """
     if not _is_int(window_s) or window_s < 1:
         raise TwinError(f"requests_to_jobs: window_s must be an integer >= 1, got {window_s!r}")

@@ -156,7 +156,7 @@ def _numbers(raw: pd.Series, column: str, problems: _Problems, *, required: bool
     num = pd.to_numeric(raw.where(~miss), errors="coerce").astype("float64").to_numpy()
     text = raw.astype(str).to_numpy()
     if required:
-        problems.add_rows(miss, column, lambda i: "missing value")
+        problems.add_rows(miss, column, lambda i: "missing value (empty or NaN)")
     bad = np.isnan(num) & ~miss
     problems.add_rows(bad, column, lambda i: f"not a number: {text[i]!r}")
     with np.errstate(invalid="ignore"):
@@ -172,7 +172,7 @@ def _texts(raw: pd.Series, column: str, problems: _Problems, *, required: bool) 
     """(stripped text, None where missing; valid mask). Records missing values when required."""
     miss = _missing(raw)
     if required:
-        problems.add_rows(miss, column, lambda i: "missing value")
+        problems.add_rows(miss, column, lambda i: "missing value (empty or NaN)")
     text = raw.astype(str).str.strip().to_numpy(dtype=object)
     text[miss] = None
     return text, ~miss
@@ -201,8 +201,11 @@ def _check_sorted(values: np.ndarray, ok: np.ndarray, column: str, problems: _Pr
     show = (lambda i: str(shown[i]).strip()) if shown is not None else (lambda i: _fmt(values[i]))
     for j in np.flatnonzero(bad):
         prev, this = int(idx[j]), int(idx[j + 1])
-        what = "repeats" if v[j + 1] == v[j] else "is earlier than"
-        problems.add(this + 1, column, f"not sorted: {show(this)} {what} {show(prev)} in data row {prev + 1}")
+        if v[j + 1] == v[j]:
+            problems.add(this + 1, column, f"duplicate time: {show(this)} is also in data row {prev + 1}")
+        else:
+            problems.add(this + 1, column, f"not sorted: {show(this)} is earlier than {show(prev)} "
+                                           f"in data row {prev + 1}")
 
 
 def _check_unique(values: np.ndarray, ok: np.ndarray, column: str, problems: _Problems) -> None:
