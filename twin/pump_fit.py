@@ -129,11 +129,13 @@ def fit_head(V_m3_s, dp_Pa, degree: int = 3, *, name: str = "pump") -> tuple[np.
         raise CalibrationError(f"{name}: pressure table has no positive flow")
     x, yn = V / Vs, y / ys
     n = degree + 1
+    def curvature(z):                 # coefficients of H''(z)
+        return np.array([0.0, 0.0, 2.0, 6.0 * z][:n])
+
     best = None
     for X in _RUNOUT_CANDIDATES:
         # H''(0) <= 0 and H''(X) <= 0 (H'' is linear: concave on [0, X]); H(X) <= 0 (run-out before X)
-        hpp = lambda z: np.array([0.0, 0.0, 2.0, 6.0 * z][:n])
-        A_ineq = np.array([hpp(0.0), hpp(X), X ** np.arange(n)])
+        A_ineq = np.array([curvature(0.0), curvature(X), X ** np.arange(n)])
         sol = _minimax(_powers(x, n), yn, A_ineq, np.zeros(3))
         if sol is not None and (best is None or sol[1] < best[1]):
             best = sol
