@@ -135,7 +135,6 @@ def test_setpoint_mode_reaches_the_setpoint_with_the_smallest_speed(fmu_path):
 
 @pytest.mark.parametrize("case, u, speed, cmp", [
     ("air above setpoint", dict(T_in_K=313.15, T_air_K=305.15, T_set_K=303.15), 1.0, ">"),
-    ("minimum speed overcools", dict(T_in_K=304.15, T_air_K=273.15, T_set_K=303.15), SPEED_MIN, "<"),
     ("nothing to cool", dict(T_in_K=302.15, T_air_K=293.15, T_set_K=303.15), 0.0, "<"),
     ("air warmer than water", dict(T_in_K=313.15, T_air_K=318.15, T_set_K=303.15), 0.0, ">"),
     ("fans failed", dict(T_in_K=313.15, T_air_K=293.15, T_set_K=303.15, fan_speed_rel=0.0), 0.0, ">"),
@@ -149,6 +148,20 @@ def test_setpoint_mode_limits(fmu_path, case, u, speed, cmp):
         assert out["Q_W"] == pytest.approx(coil(u["T_in_K"], MDOT_NOM, u["T_air_K"], speed)["Q_W"], rel=Q_RTOL)
     else:
         assert out["Q_W"] == 0.0 and out["P_fan_W"] == 0.0 and out["T_out_K"] == pytest.approx(u["T_in_K"], abs=T_ATOL_K)
+
+
+def test_minimum_speed_overcooling_is_met_by_the_bypass_valve(fmu_path):
+    # cold air: the lowest fan speed would cool 31 C water to well below 30 C; the valve bypasses the coil
+    u = dict(T_in_K=304.15, T_air_K=273.15, T_set_K=303.15)
+    assert coil(u["T_in_K"], MDOT_NOM, u["T_air_K"], SPEED_MIN)["T_out_K"] < u["T_set_K"] - 0.5
+    out = one_step(fmu_path, MODE1, **u)
+    b = out["bypass_rel"]
+    assert out["fan_speed_out_rel"] == SPEED_MIN and 0.0 < b < 1.0
+    assert out["T_out_K"] == pytest.approx(u["T_set_K"], abs=T_ATOL_K)
+    # the coil sees the rest of the water: the heat is that of the coil at (1 - b) of the flow
+    assert out["Q_W"] == pytest.approx(coil(u["T_in_K"], (1 - b) * MDOT_NOM, u["T_air_K"], SPEED_MIN)["Q_W"], rel=Q_RTOL)
+    # mode 0 never bypasses
+    assert one_step(fmu_path, T_in_K=304.15, T_air_K=273.15, fan_speed_rel=SPEED_MIN)["bypass_rel"] == 0.0
 
 
 def test_setpoint_held_over_a_day_whenever_capacity_allows(fmu_path):

@@ -149,9 +149,18 @@ def test_setpoint_mode_reaches_setpoint_within_capacity(fmu_path):
     assert r["plr"] == pytest.approx(Q_need / Q_MAX_W, rel=1e-12)
 
 
+def test_setpoint_mode_part_load_is_capped_by_plr_cmd(fmu_path):
+    # 2.5 kg/s from 55 C to 70 C needs ~157 kW (plr ~0.63); a supervisor's cap of 0.4 wins, no cap reaches the setpoint
+    capped = steady(fmu_path, parameters={"mode": 1}, plr_cmd=0.4)
+    assert capped["plr"] == pytest.approx(0.4, rel=1e-15)
+    assert capped["Q_cond_W"] == pytest.approx(0.4 * Q_MAX_W, rel=1e-12)
+    free = steady(fmu_path, parameters={"mode": 1}, plr_cmd=1.0)
+    assert free["T_cond_out_K"] == pytest.approx(NOMINAL["T_cond_set_K"], abs=T_ATOL_K)
+
+
 def test_capacity_limit_and_derating(fmu_path):
     # 5 kg/s from 55 C to 75 C needs ~420 kW: the unit gives Q_cond_max_W and falls short of the setpoint
-    high = dict(mdot_cond_kg_s=5.0, T_cond_set_K=348.15, mdot_evap_kg_s=10.0)
+    high = dict(mdot_cond_kg_s=5.0, T_cond_set_K=348.15, mdot_evap_kg_s=10.0, plr_cmd=1.0)
     r = steady(fmu_path, parameters={"mode": 1}, **high)
     assert r["Q_cond_W"] == pytest.approx(Q_MAX_W, rel=1e-15) and r["plr"] == pytest.approx(1.0, rel=1e-15)
     assert r["T_cond_out_K"] < 348.15 - 5.0

@@ -157,6 +157,11 @@ class Site:
                 if s.kind == "input" and s.ref not in index:
                     slot(s.ref)
                     self.series_refs.append(s.split())
+        for key in ("price_signal", "carbon_signal"):  # recorded for the KPIs even if no component reads them
+            ref = self.scenario.kpis.get(key)
+            if isinstance(ref, str) and ref.startswith("inputs.") and ref not in index:
+                slot(ref)
+                self.series_refs.append(tuple(ref.split(".", 2)[1:]))
         self.series_slice = slice(self.n_outputs, len(names))
         self.n_recorded = len(names)
         consts, delays = [], []

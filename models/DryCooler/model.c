@@ -58,8 +58,8 @@ typedef struct { double Q, UA, eps, mdot_air, C_air, h_out; } Coil;
 
 /* The coil at a fan speed. The water capacity rate uses the mean cp over the water's own temperature
  * change, found by fixed-point iteration (cp varies slowly: a few passes reach 1e-12 K). */
-static Coil coil(ModelInstance *comp, double speed) {
-    const double T_in = V(T_in_K), mdot = V(mdot_kg_s), T_air = V(T_air_K);
+static Coil coil(ModelInstance *comp, double speed, double mdot) {
+    const double T_in = V(T_in_K), T_air = V(T_air_K);
     Coil k = {0.0, ua_now(comp, speed, mdot), 0.0, speed * V(V_air_nom_m3_s) * air_rho(T_air), 0.0, water_h(T_in)};
     k.C_air = k.mdot_air * air_cp(T_air);
     if (mdot <= 0.0 || k.C_air <= 0.0) return k;     /* no water or no air moving: no heat exchanged */
@@ -76,19 +76,37 @@ static Coil coil(ModelInstance *comp, double speed) {
     return k;
 }
 
-static double coil_T_out(ModelInstance *comp, double speed) { return water_T_from_h(coil(comp, speed).h_out); }
+static double coil_T_out(ModelInstance *comp, double speed) {
+    return water_T_from_h(coil(comp, speed, V(mdot_kg_s)).h_out);
+}
 
-/* Mode 0: the speed given. Mode 1: the smallest speed in [speed_min, available] whose coil outlet is at or
- * below T_set (found by bisection: Q rises monotonically with the air flow); the available speed if even
- * that is not enough. Fans stay off when there is nothing to cool, or when the air is no colder than the
- * water (running them would heat the water). */
-static double fan_speed(ModelInstance *comp) {
+/* Outlet temperature after the three-way valve: a share b of the water bypasses the coil at the lowest speed. */
+static double mixed_T_out(ModelInstance *comp, double speed, double b) {
+    const Coil k = coil(comp, speed, (1.0 - b) * V(mdot_kg_s));
+    return water_T_from_h((1.0 - b) * k.h_out + b * water_h(V(T_in_K)));
+}
+
+/* Mode 0: the speed given, no bypass. Mode 1: the smallest speed in [speed_min, available] whose coil outlet is
+ * at or below T_set (found by bisection: Q rises monotonically with the air flow); the available speed if even
+ * that is not enough. If the lowest speed still over-cools (cold air), the three-way valve bypasses the share
+ * of the water that brings the mixed outlet to T_set (Q falls monotonically with the coil's water flow).
+ * Fans stay off when there is nothing to cool, or when the air is no colder than the water. */
+static double fan_speed(ModelInstance *comp, double *bypass) {
     const double avail = V(fan_speed_rel);
+    *bypass = 0.0;
     if ((int)V(mode) == 0) return avail;
     const double T_in = V(T_in_K), T_set = V(T_set_K);
     if (V(mdot_kg_s) <= 0.0 || T_in <= T_set || V(T_air_K) >= T_in) return 0.0;
     double lo = fmin(V(speed_min_rel), avail), hi = avail;
-    if (coil_T_out(comp, lo) <= T_set) return lo;
+    if (coil_T_out(comp, lo) <= T_set) {
+        double b_lo = 0.0, b_hi = 1.0;                     /* invariant: T_mix(b_lo) <= T_set < T_mix(b_hi) */
+        for (int i = 0; i < 200 && b_hi - b_lo > 1e-14; i++) {
+            const double mid = 0.5 * (b_lo + b_hi);
+            if (mixed_T_out(comp, lo, mid) <= T_set) b_lo = mid; else b_hi = mid;
+        }
+        *bypass = b_lo;
+        return lo;
+    }
     if (coil_T_out(comp, hi) > T_set) return hi;
     for (int i = 0; i < 200 && hi - lo > 1e-14; i++) {   /* invariant: T_out(lo) > T_set >= T_out(hi) */
         const double mid = 0.5 * (lo + hi);
@@ -107,8 +125,16 @@ static double holdup_step(double m, double mdot, double h_feed, double *h, doubl
     return mdot * h_feed * h_s - m * dh;                          /* in - stored change */
 }
 
-static void set_outputs(ModelInstance *comp, const Coil *k, double speed) {
+/* The coil at the chosen speed and bypass; h_out is the mixed outlet enthalpy after the valve. */
+static Coil unit(ModelInstance *comp, double speed, double bypass) {
+    Coil k = coil(comp, speed, (1.0 - bypass) * V(mdot_kg_s));
+    k.h_out = (1.0 - bypass) * k.h_out + bypass * water_h(V(T_in_K));
+    return k;
+}
+
+static void set_outputs(ModelInstance *comp, const Coil *k, double speed, double bypass) {
     const double m = V(m_hold_kg);
+    V(bypass_rel) = bypass;
     V(T_out_K) = water_T_from_h(m > 0.0 ? M.h_J_kg : k->h_out);
     V(T_air_out_K) = k->C_air > 0.0 ? V(T_air_K) + k->Q / k->C_air : V(T_air_K);
     V(Q_W) = k->Q;
@@ -123,19 +149,21 @@ static void set_outputs(ModelInstance *comp, const Coil *k, double speed) {
 int model_init(ModelInstance *comp) {
     M.h_J_kg = water_h(V(T_start_K));
     V(E_Q_J) = V(E_fan_J) = V(E_in_J) = V(E_out_J) = 0.0;
-    const double speed = fan_speed(comp);
-    const Coil k = coil(comp, speed);
-    set_outputs(comp, &k, speed);
+    double bypass;
+    const double speed = fan_speed(comp, &bypass);
+    const Coil k = unit(comp, speed, bypass);
+    set_outputs(comp, &k, speed, bypass);
     return MODEL_OK;
 }
 
 int model_step(ModelInstance *comp, double t_s, double h_s) {
-    const double speed = fan_speed(comp), mdot = V(mdot_kg_s);
-    const Coil k = coil(comp, speed);
+    double bypass;
+    const double speed = fan_speed(comp, &bypass), mdot = V(mdot_kg_s);
+    const Coil k = unit(comp, speed, bypass);
     V(E_Q_J) += k.Q * h_s;
     V(E_in_J) += mdot * water_h(V(T_in_K)) * h_s;
     V(E_out_J) += holdup_step(V(m_hold_kg), mdot, k.h_out, &M.h_J_kg, h_s);
-    set_outputs(comp, &k, speed);
+    set_outputs(comp, &k, speed, bypass);
     V(E_fan_J) += V(P_fan_W) * h_s;
     return MODEL_OK;
 }

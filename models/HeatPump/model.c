@@ -103,11 +103,12 @@ static int freeze_safe(ModelInstance *comp, double Q_cond, double Q_lim) {
     return evap_residual(comp, Q_cond, T_cond, water_h(V(T_evap_in_K)), Q_lim, NULL) >= 0.0;
 }
 
-/* Condenser heat wanted by the command, as a part-load ratio (before limits). */
+/* Condenser heat wanted by the command, as a part-load ratio (before limits). In setpoint mode plr_cmd is an
+ * upper limit, so that a supervisor can also bound the heat drawn from the source. */
 static double plr_demand(ModelInstance *comp) {
     if ((int)V(mode) == 0) return V(plr_cmd);
     const double Q = V(mdot_cond_kg_s) * (water_h(V(T_cond_set_K)) - water_h(V(T_cond_in_K)));
-    return Q / V(Q_cond_max_W);
+    return fmin(Q / V(Q_cond_max_W), V(plr_cmd));
 }
 
 /* The control logic and the physics of one step starting at t_s. The state is changed only if commit. */
