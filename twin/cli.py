@@ -104,6 +104,8 @@ def _cmd_bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="Digital twin of a GPU data centre selling heat to district heating")
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, _, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
 
     fmus = sub.add_parser("fmus", help="build and list the hydronic FMUs")
     fsub = fmus.add_subparsers(dest="fmus_command", required=True)
@@ -144,7 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose modules parse their own arguments (they are also usable on their own).
+DELEGATED = {"record": ("twin.nvml_recorder", "main_record", "record NVML power traces of this machine's GPUs")}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module, function, _ = DELEGATED[argv[0]]
+        return getattr(importlib.import_module(module), function)(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
