@@ -66,7 +66,8 @@ def compute(run_dir: Path) -> dict:
     if missing:
         raise KeyError(f"{run_dir / 'timeseries.parquet'}: no columns {missing}")
     df = pd.read_parquet(run_dir / "timeseries.parquet", columns=cols)
-    start = pd.Timestamp(run.get("start", "2023-01-01T00:00:00"))
+    info = run_dir / "run.json"  # the start actually run (a caller may have changed the scenario's)
+    start = pd.Timestamp(json.loads(info.read_text())["start"] if info.exists() else run.get("start", "2023-01-01T00:00:00"))
     df["month"] = (start + pd.to_timedelta(df["time_s"], unit="s")).dt.strftime("%Y-%m")
     d = {k: _delta(df, _as_list(kpis_cfg.get(k))) for k in
          ("E_IT_J", "E_cooling_J", "E_air_heat_J", "E_hp_el_J", "E_reused_J", "E_heat_to_dh_J", "E_boiler_J",

@@ -82,6 +82,12 @@ def _finish(sc, engine: Engine, result: RunResult, out_dir: Path, report: bool) 
 def run(scenario_path: Path, out_dir: Path, *, checkpoint_every_s: int | None = None, progress: bool = True,
         report: bool = True) -> RunResult:
     sc = scenario_mod.load(scenario_path)          # raises ScenarioError before anything is written
+    return run_scenario(sc, out_dir, checkpoint_every_s=checkpoint_every_s, progress=progress, report=report)
+
+
+def run_scenario(sc: scenario_mod.Scenario, out_dir: Path, *, checkpoint_every_s: int | None = None,
+                 progress: bool = True, report: bool = True) -> RunResult:
+    """Run a validated scenario (possibly with its [run] changed, e.g. a shorter horizon for a test)."""
     engine = Engine(sc)
     try:
         prepare_out_dir(out_dir)
