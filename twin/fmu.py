@@ -333,49 +333,79 @@ class Fmu:
 
     def make_stepper(self, z: np.ndarray, in_idx: np.ndarray, out_start: int) -> Callable[[float, float], None]:
         """The engine's hot path: a function step(t_s, h_s) that gathers the bound inputs from z[in_idx],
-        steps, and writes the bound outputs straight into z[out_start : out_start + n_outputs].
+        steps, and writes the bound outputs into z[out_start : out_start + n_outputs].
 
-        Raw function addresses and buffers are fixed here once; z must not be reallocated afterwards. Ports of
-        other types than Real fall back to the general path (``step``)."""
-        if self._in_other or self._out_other:
-            n_out = len(self._out_names)
-
-            def general(t_s: float, h_s: float) -> None:
-                z[out_start:out_start + n_out] = self.step(t_s, h_s, z[in_idx])
-            return general
+        FMI 2.0: raw function addresses and buffers are fixed here once (z must not be reallocated afterwards);
+        Real ports go through one batched call each way, straight into z when every output is Real; Integer and
+        Boolean ports through one batched fmi2SetInteger/SetBoolean/GetInteger/GetBoolean call per type.
+        FMI 3.0 FMUs take the general path (``step``)."""
+        n_out_all = len(self._out_names)
         if self.fmi_version != "2.0":
-            n_out = len(self._out_names)
-
-            def fmi3(t_s: float, h_s: float) -> None:
-                z[out_start:out_start + n_out] = self.step(t_s, h_s, z[in_idx])
-            return fmi3
+            def general(t_s: float, h_s: float) -> None:
+                z[out_start:out_start + n_out_all] = self.step(t_s, h_s, z[in_idx])
+            return general
         if z.dtype != np.float64 or not z.flags.c_contiguous:
             raise FmuError("make_stepper: z must be a contiguous float64 array")
         fn = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t, c_void_p)
         dll = self._slave.dll
-        raw_set = fn(ctypes.cast(dll.fmi2SetReal, c_void_p).value)
-        raw_get = fn(ctypes.cast(dll.fmi2GetReal, c_void_p).value)
+
+        def raw(name):
+            return fn(ctypes.cast(getattr(dll, name), c_void_p).value)
+
+        raw_set, raw_get = raw("fmi2SetReal"), raw("fmi2GetReal")
         raw_step = ctypes.CFUNCTYPE(c_int, c_void_p, c_double, c_double, c_int)(ctypes.cast(dll.fmi2DoStep, c_void_p).value)
         comp = self._component
         in_idx = np.ascontiguousarray(in_idx, dtype=np.intp)
+        real_idx = in_idx[self._in_real_idx]
         buf = self._in_buf
         in_vr, out_vr = ctypes.addressof(self._in_vr), ctypes.addressof(self._out_vr)
         buf_a = buf.ctypes.data
-        out_a = z.ctypes.data + 8 * out_start
         n_in, n_out = self._n_in, self._n_out
         take = z.take
-        self._keep = (raw_set, raw_get, raw_step, in_idx)  # keep the function objects alive with the instance
+        # Integer / Boolean inputs and outputs: (FMI function, value references, z positions, int32 buffer) per type
+        int_in, int_out = [], []
+        for kind, api_set, api_get in (("Integer", "fmi2SetInteger", "fmi2GetInteger"),
+                                       ("Boolean", "fmi2SetBoolean", "fmi2GetBoolean")):
+            ins = [(p, i) for p, i in self._in_other if p.type == kind]
+            if ins:
+                vr = np.array([p.vr for p, _ in ins], dtype=np.uint32)
+                int_in.append((raw(api_set), api_set, vr, in_idx[[i for _, i in ins]], np.zeros(len(ins), np.int32),
+                               kind == "Boolean"))
+            outs = [(p, i) for p, i in self._out_other if p.type == kind]
+            if outs:
+                vr = np.array([p.vr for p, _ in outs], dtype=np.uint32)
+                int_out.append((raw(api_get), api_get, vr, out_start + np.array([i for _, i in outs], dtype=np.intp),
+                                np.zeros(len(outs), np.int32)))
+        unsupported = [p.name for p, _ in self._in_other + self._out_other if p.type not in ("Integer", "Boolean")]
+        if unsupported:
+            raise FmuError(f"{self.path.name}: ports {unsupported} are of a type the engine cannot route")
+        direct = not self._out_other                   # every output Real: fmi2GetReal writes into z itself
+        out_a = z.ctypes.data + 8 * out_start if direct else self._out_buf.ctypes.data
+        out_pos = out_start + self._out_real_idx
+        out_buf = self._out_buf
+        self._keep = (raw_set, raw_get, raw_step, in_idx, real_idx, int_in, int_out)  # alive as long as the instance
 
         def step(t_s: float, h_s: float) -> None:
-            take(in_idx, out=buf)
-            if n_in and raw_set(comp, in_vr, n_in, buf_a) > 1:
-                self._check(3, "fmi2SetReal")
+            if n_in:
+                take(real_idx, out=buf)
+                if raw_set(comp, in_vr, n_in, buf_a) > 1:
+                    self._check(3, "fmi2SetReal")
+            for api, name, vr, idx, ibuf, boolean in int_in:
+                ibuf[:] = (take(idx) != 0.0) if boolean else take(idx)
+                if api(comp, vr.ctypes.data, len(vr), ibuf.ctypes.data) > 1:
+                    self._check(3, name)
             self.time_s = t_s
             if raw_step(comp, t_s, h_s, 1) > 1:
                 self._check(3, "fmi2DoStep")
             self.time_s = t_s + h_s
             if n_out and raw_get(comp, out_vr, n_out, out_a) > 1:
                 self._check(3, "fmi2GetReal")
+            if not direct:
+                z[out_pos] = out_buf
+                for api, name, vr, pos, ibuf in int_out:
+                    if api(comp, vr.ctypes.data, len(vr), ibuf.ctypes.data) > 1:
+                        self._check(3, name)
+                    z[pos] = ibuf
         return step
 
     # ---- state ----

@@ -182,6 +182,28 @@ static void integrate_graded(const ModelInstance *comp, double r0, double r_tgt,
     else integrate(comp, r0, r_tgt, tau, tb - d, tb, E);
 }
 
+/* Fast path for a smooth transient (no start or stop of the flow near the step, a modest speed change): with
+ * u = e^(-t/tau), r = r_tgt + d u and dt = -tau du / u,
+ *     integral_0^h P dt = P(r_tgt) h + tau integral_{e^(-h/tau)}^1 (P(r_tgt + d u) - P(r_tgt)) / u du,
+ * whose integrand is smooth on [0, 1] (the singularity at u = 0 is removable): one 5-point Gauss-Legendre panel
+ * integrates it to rounding for the pump's polynomial-like P(r) (exactly when P ~ r^3, without static head). */
+#define FAST_MAX_DR 0.2
+static void integrate_smooth(const ModelInstance *comp, double r0, double r_tgt, double tau, double h, double E[3]) {
+    const OpPoint p_t = operating_point(comp, r_tgt);
+    const double d = r0 - r_tgt, u1 = exp(-h / tau), half = 0.5 * (1.0 - u1);
+    E[0] += p_t.P_el * h;
+    E[1] += p_t.P_shaft * h;
+    E[2] += p_t.P_hyd * h;
+    for (int g = 0; g < 5; g++) {
+        const double u = u1 + half * (1.0 + GL_X[g]);
+        const OpPoint op = operating_point(comp, r_tgt + d * u);
+        const double w = tau * half * GL_W[g] / u;
+        E[0] += w * (op.P_el - p_t.P_el);
+        E[1] += w * (op.P_shaft - p_t.P_shaft);
+        E[2] += w * (op.P_hyd - p_t.P_hyd);
+    }
+}
+
 int model_init(ModelInstance *comp) {
     if (check_curves(comp) != MODEL_OK) return MODEL_ERROR;
     M.r = V(speed_start_rel);
@@ -201,7 +223,13 @@ int model_step(ModelInstance *comp, double t_s, double h_s) {
     double E[3] = {0.0, 0.0, 0.0};          /* electric, shaft, hydraulic */
     if (h_s > 0.0) {
         double t_end = 0.0;
-        if (tau > 0.0 && r0 != r_tgt) {
+        const double s_c1_fast = V(head_factor_rel) * water_rho(V(T_K)) / V(rho_ref_kg_m3) * V(c1_Pa);
+        const double r_c_fast = V(dp_static_Pa) > 0.0 && s_c1_fast > 0.0 ? sqrt(V(dp_static_Pa) / s_c1_fast) : 0.0;
+        if (tau > 0.0 && r0 != r_tgt && fabs(r0 - r_tgt) <= FAST_MAX_DR && fmin(r0, r_tgt) > 1.5 * r_c_fast
+            && r_tgt > 0.0) {
+            integrate_smooth(comp, r0, r_tgt, tau, h_s, E);
+            t_end = h_s;
+        } else if (tau > 0.0 && r0 != r_tgt) {
             t_end = fmin(h_s, TRANSIENT_TAUS * tau);
             /* the flow starts or stops (and may jump, on a curve with a hump) where the shut-off head crosses the
              * static head, at speed r_c and time t_c; on the flowing side of t_c the flow varies like a square root
