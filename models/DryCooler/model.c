@@ -86,6 +86,38 @@ static double mixed_T_out(ModelInstance *comp, double speed, double b) {
     return water_T_from_h((1.0 - b) * k.h_out + b * water_h(V(T_in_K)));
 }
 
+static double mixed_T_out_lowest(ModelInstance *comp, double b) {
+    return mixed_T_out(comp, fmin(V(speed_min_rel), V(fan_speed_rel)), b);
+}
+
+/* The x in [a, b] where the monotone f(x) crosses target, to 1e-14 in x: Illinois false position, kept inside the
+ * bracket, with a bisection step whenever it stalls (a few evaluations instead of ~47 of plain bisection).
+ * falling = 1: f(a) > target >= f(b), the side returned is b (f <= target); falling = 0: f(a) <= target < f(b),
+ * the side returned is a (f <= target). */
+static double bracket_root(ModelInstance *comp, double (*f)(ModelInstance *, double), double a, double b,
+                           double target, int falling) {
+    double fa = f(comp, a) - target, fb = f(comp, b) - target;
+    int side = 0;
+    for (int i = 0; i < 100 && b - a > 1e-14; i++) {
+        double x = (fa != fb) ? b - fb * (b - a) / (fb - fa) : 0.5 * (a + b);
+        const double w = b - a;
+        if (!(x > a + 0.01 * w && x < b - 0.01 * w) || i % 8 == 7) x = 0.5 * (a + b);
+        const double fx = f(comp, x) - target;
+        const int x_like_a = falling ? fx > 0.0 : fx <= 0.0;
+        if (x_like_a) {
+            a = x; fa = fx;
+            if (side == -1) fb *= 0.5;
+            side = -1;
+        } else {
+            b = x; fb = fx;
+            if (side == 1) fa *= 0.5;
+            side = 1;
+        }
+        if (fx == 0.0) return x;
+    }
+    return falling ? b : a;
+}
+
 /* Mode 0: the speed given, no bypass. Mode 1: the smallest speed in [speed_min, available] whose coil outlet is
  * at or below T_set (found by bisection: Q rises monotonically with the air flow); the available speed if even
  * that is not enough. If the lowest speed still over-cools (cold air), the three-way valve bypasses the share
@@ -99,20 +131,11 @@ static double fan_speed(ModelInstance *comp, double *bypass) {
     if (V(mdot_kg_s) <= 0.0 || T_in <= T_set || V(T_air_K) >= T_in) return 0.0;
     double lo = fmin(V(speed_min_rel), avail), hi = avail;
     if (coil_T_out(comp, lo) <= T_set) {
-        double b_lo = 0.0, b_hi = 1.0;                     /* invariant: T_mix(b_lo) <= T_set < T_mix(b_hi) */
-        for (int i = 0; i < 200 && b_hi - b_lo > 1e-14; i++) {
-            const double mid = 0.5 * (b_lo + b_hi);
-            if (mixed_T_out(comp, lo, mid) <= T_set) b_lo = mid; else b_hi = mid;
-        }
-        *bypass = b_lo;
+        *bypass = bracket_root(comp, mixed_T_out_lowest, 0.0, 1.0, T_set, 0);
         return lo;
     }
     if (coil_T_out(comp, hi) > T_set) return hi;
-    for (int i = 0; i < 200 && hi - lo > 1e-14; i++) {   /* invariant: T_out(lo) > T_set >= T_out(hi) */
-        const double mid = 0.5 * (lo + hi);
-        if (coil_T_out(comp, mid) <= T_set) hi = mid; else lo = mid;
-    }
-    return hi;
+    return bracket_root(comp, coil_T_out, lo, hi, T_set, 1);
 }
 
 /* A well-mixed hold-up of mass m fed at enthalpy h_feed by mdot over h_s, exactly: m dh/dt = mdot (h_feed - h).
