@@ -1,16 +1,19 @@
 /* plugflow.h: one district-heating pipe as plug flow with transport delay, heat loss to the surroundings and
- * the heat capacity of the pipe wall (shared by the Pipe and DistrictLoop models; the equations are in
- * models/Pipe/README.md).
+ * the heat capacity of the pipe wall (shared by the Pipe and DistrictLoop models; the equations, the choices and
+ * their validation are in models/Pipe/README.md).
  *
- * The water is a queue of parcels (mass, specific enthalpy, age), outlet first; the pipe holds a fixed water
- * mass M = rho(T_start) * pi/4 * D_i^2 * L (incompressible plug flow). Each step pushes the mass mdot*h that
- * entered and pops the mass mdot*h that left; each parcel cools toward the surroundings with the exact
- * exponential of its residence time. The wall (if C_wall_J_mK > 0) is a row of segments along the length that
- * exchange heat with the parcels passing over them through the film coefficient (implicit, conservative).
- * Every change of a parcel's enthalpy is booked, so E_in = E_out + E_loss + change of plugflow_stored_J
- * closes to rounding. Flow is >= 0 (the caller refuses reversed flow); zero flow is a legitimate state.
+ * The water is a queue of parcels (mass, specific enthalpy, a linear temperature profile, age), outlet first; the
+ * pipe holds a fixed water mass M = rho(T_start) * pi/4 * D_i^2 * L (incompressible plug flow). Each sub-step
+ * pushes the mass mdot*dt that entered and pops the mass mdot*dt that left; the water cools toward the
+ * surroundings with the exact exponential of its residence time. The wall (if C_wall_J_mK > 0) is a row of
+ * segments along the length, each with a linear temperature profile; every water element exchanges heat exactly
+ * with the wall element beneath it through the film coefficient (Strang splitting with the transport).
+ * Every change of a parcel's enthalpy is booked, so E_in = E_out + E_loss + change of plugflow_stored_J closes to
+ * rounding. Flow is >= 0 (the caller refuses reversed flow; a negative or non-finite mdot is taken as 0); zero
+ * flow is a legitimate state.
  *
- * The state is plain data with fixed arrays (no pointers): a model may keep it in its ModelState.
+ * The state is plain data with fixed arrays (no pointers): a model may keep it in its ModelState. The macros
+ * below may be defined before including this header to trade accuracy for speed (see the README).
  */
 #ifndef TWIN_PLUGFLOW_H
 #define TWIN_PLUGFLOW_H
@@ -20,12 +23,17 @@
 #include "water_props.h"
 
 #define PLUGFLOW_MAX_PARCELS 4096   /* parcel queue capacity; merge neighbours when full, conserving energy */
-#define PLUGFLOW_MAX_SEG 256        /* wall segments at most */
-#ifndef PLUGFLOW_SEG_LENGTH_M
-#define PLUGFLOW_SEG_LENGTH_M 0.5   /* target wall segment length, m (fewer, longer ones on long pipes) */
+#ifndef PLUGFLOW_MAX_SEG
+#define PLUGFLOW_MAX_SEG 1024       /* wall segments at most */
 #endif
-#ifndef PLUGFLOW_WALL_DT
-#define PLUGFLOW_WALL_DT 1.0        /* largest sub-step as a fraction of the wall's time constant C_wall / (h_i pi D_i) */
+#ifndef PLUGFLOW_SEG_DIAMETERS
+#define PLUGFLOW_SEG_DIAMETERS 20.0 /* target wall segment length in inner diameters (fewer, longer ones on long pipes) */
+#endif
+#ifndef PLUGFLOW_SUB_SEGMENTS
+#define PLUGFLOW_SUB_SEGMENTS 1.0   /* largest sub-step with flow, in wall segments the water moves */
+#endif
+#ifndef PLUGFLOW_EXCHANGE_DT
+#define PLUGFLOW_EXCHANGE_DT 0.5    /* largest sub-step with flow, as a fraction of the water's exchange time m' cp / (h_i pi D_i) */
 #endif
 #define PLUGFLOW_MAX_SUBSTEPS 100000
 #define PLUGFLOW_PI 3.14159265358979323846
@@ -53,7 +61,8 @@ typedef struct {
     int wall;                   /* 1 if the wall has heat capacity */
     double M_kg;                /* water mass in the pipe */
     double h_film_W_m2K;        /* film coefficient of the last step (at the mean of inlet and outlet) */
-    double T_wall_K[PLUGFLOW_MAX_SEG];   /* wall segment temperatures, outlet first */
+    double T_wall_K[PLUGFLOW_MAX_SEG];   /* wall segment mean temperatures, outlet first */
+    double dT_wall_K[PLUGFLOW_MAX_SEG];  /* wall temperature at a segment's upstream end minus at its downstream end */
     PlugFlowParcel q[PLUGFLOW_MAX_PARCELS];
 } PlugFlow;
 
@@ -103,13 +112,14 @@ static inline PlugFlowParcel *plugflow_parcel(PlugFlow *p, int i) { return &p->q
 static inline int plugflow_init(PlugFlow *p, const PlugFlowParams *par, double T0_K) {
     if (!(par->L_m > 0.0) || !(par->D_i_m > 0.0) || !(par->U_W_mK >= 0.0) || !(par->C_wall_J_mK >= 0.0)
         || !(par->h_i_W_m2K >= 0.0) || !(T0_K >= WATER_T_MIN_K && T0_K <= WATER_T_MAX_K)
-        || !isfinite(par->L_m) || !isfinite(par->D_i_m) || !isfinite(par->U_W_mK) || !isfinite(par->C_wall_J_mK))
+        || !isfinite(par->L_m) || !isfinite(par->D_i_m) || !isfinite(par->U_W_mK) || !isfinite(par->C_wall_J_mK)
+        || !isfinite(par->h_i_W_m2K))
         return -1;
     memset(p, 0, sizeof *p);
     p->M_kg = water_rho(T0_K) * 0.25 * PLUGFLOW_PI * par->D_i_m * par->D_i_m * par->L_m;
     p->wall = par->C_wall_J_mK > 0.0;
     if (p->wall) {
-        int n = (int)ceil(par->L_m / PLUGFLOW_SEG_LENGTH_M);
+        int n = (int)ceil(par->L_m / (PLUGFLOW_SEG_DIAMETERS * par->D_i_m));
         p->n_seg = n < 4 ? 4 : (n > PLUGFLOW_MAX_SEG ? PLUGFLOW_MAX_SEG : n);
     } else {
         p->n_seg = 1;
@@ -190,52 +200,73 @@ static inline void plugflow_push(PlugFlow *p, const PlugFlowParcel *c) {
     p->n++;
 }
 
-/* Wall exchange over dt: each wall segment with the parcel pieces over it (a star network), implicit Euler,
- * which is monotone and conservative: the heat a piece gains is the heat its segment gives. */
-static inline void plugflow_wall_exchange(PlugFlow *p, const PlugFlowParams *par, double G_W_mK, double dt) {
+/* Water and wall exchange heat over dt, element by element: each water element with the wall element beneath
+ * it, exactly (the two relax toward their capacity-weighted mean with rate g (1/cp + 1/c_wall)). Water parcels
+ * and wall segments carry linear profiles; a piece (parcel within segment) stays linear under the exchange and
+ * the results are projected back onto one line per parcel and per segment (mean and first moment kept, ends
+ * limited to the range of the pieces: no new extremes). Conservative: a piece's water gains what its wall loses. */
+static inline void plugflow_exchange(PlugFlow *p, const PlugFlowParams *par, double G_W_mK, double dt,
+                                     double cp) {
     const int N = p->n_seg;
-    const double dm = p->M_kg / N, C_seg = par->C_wall_J_mK * par->L_m / N, G_kg = G_W_mK * par->L_m / p->M_kg;
-    double A[PLUGFLOW_MAX_SEG], B[PLUGFLOW_MAX_SEG], Tw[PLUGFLOW_MAX_SEG];
-    for (int j = 0; j < N; j++) A[j] = B[j] = 0.0;
-    for (int pass = 0; pass < 2; pass++) {
-        double c = 0.0;   /* mass between the outlet and the parcel's downstream end */
-        for (int i = 0; i < p->n; i++) {
-            PlugFlowParcel *q = plugflow_parcel(p, i);
-            const double cp = water_cp(q->T_K), end = c + q->m_kg;
-            int j = (int)(c / dm);
-            if (j > N - 1) j = N - 1;
-            double dH = 0.0;
-            for (; j < N; j++) {
-                const double lo = fmax(c, j * dm), hi = (j == N - 1) ? end : fmin(end, (j + 1) * dm);
-                const double w = hi - lo;
-                if (w > 0.0) {
-                    /* the piece's mean temperature on the parcel's linear profile */
-                    const double Tp = q->T_K + q->dT_K * ((0.5 * (lo + hi) - c) / q->m_kg - 0.5);
-                    const double G = G_kg * w, C = w * cp, a = G * C / (C + dt * G);
-                    if (pass == 0) { A[j] += a; B[j] += a * Tp; }
-                    else dH += dt * a * (Tw[j] - Tp);
-                }
-                if (hi >= end) break;
+    const double dm = p->M_kg / N;
+    const double cw = par->C_wall_J_mK * par->L_m / p->M_kg;   /* wall heat capacity per kg of water, J/(kg K) */
+    const double g = G_W_mK * par->L_m / p->M_kg;              /* film conductance per kg of water, W/(kg K) */
+    const double E = exp(-dt * g * (1.0 / cp + 1.0 / cw));
+    const double ke = (1.0 - E) * cw / (cp + cw), kw = (1.0 - E) * cp / (cp + cw);
+    double dW[PLUGFLOW_MAX_SEG], dWm[PLUGFLOW_MAX_SEG], lo_w[PLUGFLOW_MAX_SEG], hi_w[PLUGFLOW_MAX_SEG];
+    for (int j = 0; j < N; j++) { dW[j] = dWm[j] = 0.0; lo_w[j] = INFINITY; hi_w[j] = -INFINITY; }
+    double c = 0.0;   /* mass between the outlet and the parcel's downstream end */
+    for (int i = 0; i < p->n; i++) {
+        PlugFlowParcel *q = plugflow_parcel(p, i);
+        const double end = c + q->m_kg, cmid = c + 0.5 * q->m_kg, sig = q->dT_K / q->m_kg;
+        double Q = 0.0, dmom = 0.0, lo = INFINITY, hi = -INFINITY;
+        int j = (int)(c / dm);
+        if (j > N - 1) j = N - 1;
+        for (; j < N; j++) {
+            const double l = fmax(c, j * dm), r = (j == N - 1) ? end : fmin(end, (j + 1) * dm);
+            const double w = r - l, mid = 0.5 * (l + r), smid = (j + 0.5) * dm, om = p->dT_wall_K[j] / dm;
+            if (w > 0.0) {
+                const double Ae = q->T_K + sig * (mid - cmid), Be = sig * w;                /* water on the piece */
+                const double Aw = p->T_wall_K[j] + om * (mid - smid), Bw = om * w;          /* wall on the piece */
+                const double dAe = ke * (Aw - Ae), dBe = ke * (Bw - Be), dAw = -kw * (Aw - Ae), dBw = -kw * (Bw - Be);
+                Q += w * cp * dAe;
+                dmom += w * (dAe * (mid - cmid) + dBe * w / 12.0);
+                dW[j] += w * dAw;
+                dWm[j] += w * (dAw * (mid - smid) + dBw * w / 12.0);
+                lo = fmin(lo, Ae + dAe - 0.5 * fabs(Be + dBe));
+                hi = fmax(hi, Ae + dAe + 0.5 * fabs(Be + dBe));
+                lo_w[j] = fmin(lo_w[j], Aw + dAw - 0.5 * fabs(Bw + dBw));
+                hi_w[j] = fmax(hi_w[j], Aw + dAw + 0.5 * fabs(Bw + dBw));
             }
-            if (pass == 1) {
-                q->dT_K /= 1.0 + dt * G_kg / cp;   /* differences along the parcel relax toward the wall too */
-                if (dH != 0.0) {
-                    q->h_J_kg += dH / q->m_kg;
-                    q->T_K = plugflow_T_from_h(q->h_J_kg, q->T_K + dH / (q->m_kg * cp));
-                }
-            }
-            c = end;
+            if (r >= end) break;
         }
-        if (pass == 0)
-            for (int j = 0; j < N; j++) Tw[j] = (C_seg * p->T_wall_K[j] + dt * B[j]) / (C_seg + dt * A[j]);
+        if (Q != 0.0) {
+            q->h_J_kg += Q / q->m_kg;
+            q->T_K = plugflow_T_from_h(q->h_J_kg, q->T_K + Q / (q->m_kg * water_cp(q->T_K)));
+        }
+        if (hi >= lo) {
+            const double half = fmax(0.0, fmin(q->T_K - lo, hi - q->T_K));
+            q->dT_K = fmax(-2.0 * half, fmin(2.0 * half, q->dT_K + 12.0 * dmom / (q->m_kg * q->m_kg)));
+        }
+        c = end;
     }
-    for (int j = 0; j < N; j++) p->T_wall_K[j] = Tw[j];
+    for (int j = 0; j < N; j++) {
+        const double W = p->T_wall_K[j] + dW[j] / dm;
+        p->T_wall_K[j] = W;
+        if (hi_w[j] >= lo_w[j]) {
+            const double half = fmax(0.0, fmin(W - lo_w[j], hi_w[j] - W));
+            p->dT_wall_K[j] = fmax(-2.0 * half, fmin(2.0 * half, p->dT_wall_K[j] + 12.0 * dWm[j] / (dm * dm)));
+        }
+    }
 }
 
 /* One sub-step of length dt with the flow, inlet and ambient held; adds to the step's sums. */
 static inline void plugflow_substep(PlugFlow *p, const PlugFlowParams *par, double mdot, double T_in_K,
-                                    double T_amb_K, double dt, double G_W_mK, PlugFlowStep *out, double *m_out) {
+                                    double T_amb_K, double dt, double G_W_mK, double cp_x, PlugFlowStep *out,
+                                    double *m_out) {
     const double k = par->U_W_mK * par->L_m / p->M_kg;   /* W/(kg K): dT/dt = -k (T - T_amb) / cp */
+    /* 0. half the sub-step's exchange with the wall (Strang splitting of exchange and transport) */
+    if (p->wall) plugflow_exchange(p, par, G_W_mK, 0.5 * dt, cp_x);
     /* 1. the mass mdot*dt nearest the outlet leaves; an element at mass a from the outlet leaves at a/mdot */
     double w = mdot * dt, a = 0.0;
     while (w > 0.0 && p->n > 0) {
@@ -289,22 +320,34 @@ static inline void plugflow_substep(PlugFlow *p, const PlugFlowParams *par, doub
         q->age_front_s += dt;
         q->age_back_s += dt;
     }
-    /* 3. the water that entered, uniformly over dt, with its mean cooling */
+    /* 3. the water that entered, uniformly over dt, with its mean cooling; if more than the pipe holds entered
+     *    (only where the sub-step count is capped), the excess went straight through in M / mdot */
     if (mdot * dt > 0.0) {
-        const double m_in = mdot * dt, h_in = water_h(T_in_K), x = dt * k / water_cp(T_in_K);
+        const double h_in = water_h(T_in_K), r_in = k / water_cp(T_in_K);
+        double m_in = mdot * dt, dt_in = dt;
+        out->E_in_J += m_in * h_in;
+        if (m_in > p->M_kg) {
+            const double m_thru = m_in - p->M_kg;
+            const double h_thru = water_h(T_amb_K + (T_in_K - T_amb_K) * exp(-p->M_kg / mdot * r_in));
+            out->E_out_J += m_thru * h_thru;
+            out->E_loss_J += m_thru * (h_in - h_thru);
+            *m_out += m_thru;
+            m_in = p->M_kg;
+            dt_in = m_in / mdot;
+        }
+        const double x = dt_in * r_in;
         PlugFlowParcel c;
         c.T_K = T_amb_K + (T_in_K - T_amb_K) * (x > 1e-12 ? -expm1(-x) / x : 1.0 - 0.5 * x);
         c.dT_K = -(T_in_K - T_amb_K) * expm1(-x);   /* the last water in has not cooled, the first has for dt */
         c.h_J_kg = water_h(c.T_K);
         c.m_kg = m_in;
-        c.age_front_s = dt;
+        c.age_front_s = dt_in;
         c.age_back_s = 0.0;
-        out->E_in_J += m_in * h_in;
         out->E_loss_J += m_in * (h_in - c.h_J_kg);
         plugflow_push(p, &c);
     }
-    /* 4. water and wall exchange heat */
-    if (p->wall) plugflow_wall_exchange(p, par, G_W_mK, dt);
+    /* 4. the other half of the exchange */
+    if (p->wall) plugflow_exchange(p, par, G_W_mK, 0.5 * dt, cp_x);
 }
 
 /* Advance by h_s >= 0 with mdot_kg_s >= 0, T_in_K and T_amb_K held; h_s = 0 only reports the current state. */
@@ -313,19 +356,22 @@ static inline void plugflow_step(PlugFlow *p, const PlugFlowParams *par, double 
     double m_out = 0.0;
     out->E_in_J = out->E_out_J = out->E_loss_J = 0.0;
     if (mdot_kg_s < 0.0 || !isfinite(mdot_kg_s)) mdot_kg_s = 0.0;   /* the caller refuses reversed flow */
+    const double T_film = 0.5 * (T_in_K + plugflow_parcel(p, 0)->T_K), cp_film = water_cp(T_film);
+    p->h_film_W_m2K = plugflow_film_W_m2K(par, mdot_kg_s, T_film);
     if (h_s > 0.0) {
         double G = 0.0, n_sub = 1.0;
         const double dm = p->M_kg / p->n_seg;
-        n_sub = fmax(n_sub, ceil(mdot_kg_s * h_s / dm * (1.0 - 1e-12)));   /* each sub-step moves <= one segment */
-        p->h_film_W_m2K = plugflow_film_W_m2K(par, mdot_kg_s, 0.5 * (T_in_K + plugflow_parcel(p, 0)->T_K));
+        /* each sub-step moves the water by at most one wall segment */
+        n_sub = fmax(n_sub, ceil(mdot_kg_s * h_s / (PLUGFLOW_SUB_SEGMENTS * dm) * (1.0 - 1e-12)));
         if (p->wall) {
             G = p->h_film_W_m2K * PLUGFLOW_PI * par->D_i_m;               /* W/(m K) */
-            n_sub = fmax(n_sub, ceil(h_s * G / (PLUGFLOW_WALL_DT * par->C_wall_J_mK) * (1.0 - 1e-12)));  /* dt <= wall time constant */
+            if (mdot_kg_s > 0.0)   /* the water moves at most half its exchange length per sub-step */
+                n_sub = fmax(n_sub, ceil(h_s * G * par->L_m / (PLUGFLOW_EXCHANGE_DT * p->M_kg * cp_film) * (1.0 - 1e-12)));
         }
         if (n_sub > PLUGFLOW_MAX_SUBSTEPS) n_sub = PLUGFLOW_MAX_SUBSTEPS;
         const int n = (int)n_sub;
         const double dt = h_s / n;
-        for (int s = 0; s < n; s++) plugflow_substep(p, par, mdot_kg_s, T_in_K, T_amb_K, dt, G, out, &m_out);
+        for (int s = 0; s < n; s++) plugflow_substep(p, par, mdot_kg_s, T_in_K, T_amb_K, dt, G, cp_film, out, &m_out);
     }
     const PlugFlowParcel *head = plugflow_parcel(p, 0);
     out->T_out_K = head->T_K - 0.5 * head->dT_K;
