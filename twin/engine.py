@@ -85,18 +85,30 @@ class Engine:
         engine = self
 
         def plant():
+            # Steps are taken in batches up to the next event someone else scheduled (a job arrival, a fault):
+            # between two such events nothing but the plant happens, so one SimPy timeout per batch gives the
+            # same results as one per step, for a fraction of the cost. An event at the end of a step is
+            # processed before that step is taken.
             k = engine.k
+            h_ticks = engine.h_ticks
             while k < end:
-                yield env.timeout(engine.h_ticks)
-                t0 = (k * engine.h_ticks) / TICKS_PER_S
-                if has_series:
-                    z[series_slice] = cursor.row(k)
-                site.step(t0, engine.h_s)
-                k += 1
-                engine.k = k
-                writer.append((k * engine.h_ticks) / TICKS_PER_S, z[:n_rec])
-                if bar is not None and k % progress_every == 0:
-                    bar.update(progress_every * engine.h_s / 86400.0)
+                nxt = env.peek()
+                batch = end - k
+                if nxt != simpy.core.Infinity:
+                    batch = max(1, min(batch, (int(nxt) - env.now) // h_ticks))
+                if ckpt_every:
+                    batch = min(batch, ckpt_every - k % ckpt_every)
+                yield env.timeout(batch * h_ticks)
+                for _ in range(batch):
+                    t0 = (k * h_ticks) / TICKS_PER_S
+                    if has_series:
+                        z[series_slice] = cursor.row(k)
+                    site.step(t0, engine.h_s)
+                    k += 1
+                    engine.k = k
+                    writer.append(((k * h_ticks) / TICKS_PER_S), z[:n_rec])
+                    if bar is not None and k % progress_every == 0:
+                        bar.update(progress_every * engine.h_s / 86400.0)
                 if ckpt_every and k % ckpt_every == 0 and k < end:
                     writer.flush()
                     engine.checkpoint(out_dir / "checkpoints" / f"step_{k:09d}.ckpt", writer.rows_written)
