@@ -147,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands whose modules parse their own arguments (they are also usable on their own).
-DELEGATED = {"record": ("twin.nvml_recorder", "main_record", "record NVML power traces of this machine's GPUs")}
+DELEGATED = {
+    "record": ("twin.nvml_recorder", "main_record", "record NVML power traces of this machine's GPUs"),
+    "fit-power": ("twin.cluster.power_fit", "main_fit_power",
+                  "fit a GPU power model to a trace (NVML Parquet, nvidia-smi CSV, DCGM); writes the model and a plot"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
