@@ -38,9 +38,8 @@ class RunResult:
 
 
 class Engine:
-    def __init__(self, scenario: Scenario, site: Site | None = None):
+    def __init__(self, scenario: Scenario):
         self.scenario = scenario
-        self.site = site or Site(scenario)
         run = scenario.run
         self.h_s = float(run.step_s)
         self.h_ticks = run.step_s * TICKS_PER_S
@@ -49,9 +48,26 @@ class Engine:
 
         start = pd.Timestamp(run.start)
         series = {name: read_series(name, spec.path, start, spec.interpolate) for name, spec in scenario.inputs.items()}
-        self.cursor = InputCursor(series, self.site.series_refs, self.h_s)
         self.k = 0                       # steps done
         self.env = simpy.Environment(initial_time=0)
+        self.cluster = None
+        if scenario.cluster is not None:
+            from .cluster.component import ClusterComponent
+
+            self.cluster = ClusterComponent(scenario.cluster, lambda: self.env, TICKS_PER_S,
+                                            self._hourly_signals(series, scenario.cluster.signal_refs))
+        self.site = Site(scenario, cluster=self.cluster)
+        self.cursor = InputCursor(series, self.site.series_refs, self.h_s)
+
+    def _hourly_signals(self, series: dict, refs: dict) -> dict:
+        """Hourly means of the thermal-dispatch signals over the run (hour k covers [3600 k, 3600 (k+1)) s)."""
+        n = -(-self.scenario.run.duration_s // 3600)
+        t0 = np.arange(n) * 3600.0
+        out = {}
+        for name, ref in refs.items():
+            _, s_name, column = ref.split(".", 2)
+            out[name] = series[s_name].step_means(column, t0, 3600.0)
+        return out
 
     # ---- time ----
 
@@ -85,16 +101,19 @@ class Engine:
         engine = self
 
         def plant():
-            # Steps are taken in batches up to the next event someone else scheduled (a job arrival, a fault):
-            # between two such events nothing but the plant happens, so one SimPy timeout per batch gives the
-            # same results as one per step, for a fraction of the cost. An event at the end of a step is
-            # processed before that step is taken.
+            # Without a cluster, steps are taken in batches up to the next event someone else scheduled (a
+            # fault): between two such events nothing but the plant happens, so one SimPy timeout per batch gives
+            # the same results as one per step, for a fraction of the cost. The cluster reports its energy up to
+            # the environment's present, so with one the plant wakes at the end of every step. An event at the
+            # end of a step is processed before that step is taken.
             k = engine.k
             h_ticks = engine.h_ticks
             while k < end:
                 nxt = env.peek()
                 batch = end - k
-                if nxt != simpy.core.Infinity:
+                if engine.cluster is not None:
+                    batch = 1
+                elif nxt != simpy.core.Infinity:
                     batch = max(1, min(batch, (int(nxt) - env.now) // h_ticks))
                 if ckpt_every:
                     batch = min(batch, ckpt_every - k % ckpt_every)
@@ -138,9 +157,9 @@ class Engine:
         tmp.replace(path)
 
     def restore(self, blob: dict) -> None:
-        self.site.set_state(blob["site"])
         self.k = blob["k"]
-        self.env = simpy.Environment(initial_time=self.k * self.h_ticks)
+        self.env = simpy.Environment(initial_time=self.k * self.h_ticks)   # before the site: the cluster lives in it
+        self.site.set_state(blob["site"])
 
 
 def read_checkpoint(path: Path) -> dict:

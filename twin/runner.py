@@ -50,9 +50,18 @@ def _write_scenario_copy(sc: scenario_mod.Scenario, out_dir: Path) -> None:
     (out_dir / "scenario.toml").write_text("\n".join(header) + sc.text)
 
 
-def _write_events(out_dir: Path) -> None:
+def _write_events(out_dir: Path, engine: Engine) -> None:
+    """events.parquet (jobs, faults, alarms) and, with a cluster, cluster_service.json (job service levels)."""
     schema = pa.schema([("time_s", pa.float64()), ("kind", pa.string()), ("source", pa.string()), ("detail", pa.string())])
-    pq.write_table(pa.Table.from_pylist([], schema=schema), out_dir / "events.parquet")
+    rows = engine.cluster.event_rows() if engine.cluster is not None else []
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out_dir / "events.parquet")
+    if engine.cluster is not None and engine.cluster.cluster is not None:
+        import dataclasses
+        import math
+
+        sl = dataclasses.asdict(engine.cluster.cluster.service_levels())
+        sl = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in sl.items()}
+        (out_dir / "cluster_service.json").write_text(json.dumps(sl, indent=2))
 
 
 def _run_info(sc, engine: Engine, result: RunResult | None, status: str) -> dict:
@@ -67,7 +76,7 @@ def _run_info(sc, engine: Engine, result: RunResult | None, status: str) -> dict
 def _finish(sc, engine: Engine, result: RunResult, out_dir: Path, report: bool) -> RunResult:
     status = "interrupted" if result.interrupted else "complete"
     (out_dir / "run.json").write_text(json.dumps(_run_info(sc, engine, result, status), indent=2))
-    _write_events(out_dir)
+    _write_events(out_dir, engine)
     if result.interrupted:
         print(f"twin: interrupted at t = {engine.t_s(engine.k):g} s (step {engine.k} of {engine.n_steps}); "
               f"{out_dir / 'timeseries.parquet'} holds what was simulated and is readable", file=sys.stderr)

@@ -36,7 +36,11 @@ from .blocks import BLOCKS
 from .errors import FmuError, ScenarioError
 from .units import parse_duration_s, split_unit, to_si
 
-TOP_KEYS = ("run", "inputs", "components", "kpis", "balance")
+TOP_KEYS = ("run", "inputs", "components", "cluster", "kpis", "balance")
+CLUSTER_KEYS = ("racks", "nodes_per_rack", "gpus_per_node", "P_idle_W", "P_max_W", "f_liquid", "jobs", "scheduler",
+                "heat_signal", "price_signal", "carbon_signal", "w_heat", "w_price", "w_carbon", "max_defer_s", "cap",
+                "inputs", "description")
+CAP_KEYS = ("T_cap_K", "T_release_K", "cap_W")
 RUN_KEYS = ("name", "start", "duration", "step_s", "seed", "chunk_rows", "description")
 INPUT_KEYS = ("file", "interpolate", "description")
 COMPONENT_KEYS = ("fmu", "block", "parameters", "inputs", "description")
@@ -88,7 +92,7 @@ class Source:
 @dataclass(frozen=True)
 class ComponentSpec:
     name: str
-    kind: str                       # "fmu" or "block"
+    kind: str                       # "fmu", "block" or "cluster"
     model: str                      # project model name, FMU file name, or block class name
     fmu_path: Path | None           # a user's FMU file; None for a project model (built on demand) or a block
     parameters: Mapping[str, float]
@@ -125,6 +129,7 @@ class Scenario:
     kpis: Mapping[str, Any]
     balance: Mapping[str, tuple[str, ...]]
     text: str = field(repr=False, default="")
+    cluster: Any = None             # twin.cluster.component.ClusterConfig, or None (IT load from a series)
 
 
 class Problems:
@@ -219,7 +224,16 @@ def _block_ports(name: str) -> Ports:
                                    for q in cls.PARAMS}))
 
 
+def _cluster_ports() -> Ports:
+    from .cluster.component import INPUTS, OUTPUTS
+
+    return Ports(MappingProxyType({n: PortInfo(n, split_unit(n)[1]) for n in INPUTS}),
+                 MappingProxyType({n: PortInfo(n, split_unit(n)[1]) for n in OUTPUTS}), MappingProxyType({}))
+
+
 def ports_of(spec: ComponentSpec) -> Ports:
+    if spec.kind == "cluster":
+        return _cluster_ports()
     if spec.kind == "block":
         return _block_ports(spec.model)
     if spec.fmu_path is not None:
@@ -250,14 +264,19 @@ def validate(data: Mapping, path: Path, text: str = "") -> Scenario:
     run = _run_spec(data.get("run"), problems)
     inputs = _input_specs(data.get("inputs", {}), base, problems, run)
     components, ports = _component_specs(data.get("components"), base, problems)
+    cluster = _cluster(data.get("cluster"), base, problems, components, ports)
     declared = set(data.get("inputs", {})) if isinstance(data.get("inputs", {}), Mapping) else set()
     _check_connections(components, ports, inputs, declared, problems)
     _check_cycles(components, problems)
+    if cluster is not None:
+        for name, ref in cluster.signal_refs.items():
+            if not _signal_exists(ref, components, ports, inputs):
+                problems.add(f"cluster.{name}_signal", "a column of a declared input series (\"inputs.NAME.column\")", ref)
     kpis = _kpis(data.get("kpis", {}), components, ports, inputs, problems)
     balance = _balance(data.get("balance", {}), components, ports, problems)
     problems.raise_if_any()
     return Scenario(path=path, run=run, inputs=MappingProxyType(inputs), components=MappingProxyType(components),
-                    kpis=MappingProxyType(kpis), balance=MappingProxyType(balance), text=text)
+                    kpis=MappingProxyType(kpis), balance=MappingProxyType(balance), text=text, cluster=cluster)
 
 
 def _run_spec(run, problems: Problems) -> RunSpec | None:
@@ -514,7 +533,8 @@ def _series_columns(spec: InputSpec) -> set[str]:
 def _check_cycles(components, problems: Problems) -> None:
     """Every loop of same-step connections is an error naming the loop."""
     graph = {n: sorted({s.split()[0] for s in c.inputs.values() if s.kind == "port" and not s.delayed
-                        and s.split()[0] in components}) for n, c in components.items()}
+                        and s.split()[0] in components}) if c.kind != "cluster" else []
+             for n, c in components.items()}
     color: dict[str, int] = {}
     stack: list[str] = []
     reported: set[frozenset] = set()
@@ -596,3 +616,102 @@ def _balance(table, components, ports, problems: Problems) -> dict:
             _check_ref(v, f"balance.{key}", components, ports, problems)
         out[key] = tuple(value)
     return out
+
+
+def _cluster(table, base: Path, problems: Problems, components: dict, ports: dict):
+    """The [cluster] table: hardware, job table, scheduler, signals, cap policy. Adds the component 'cluster'."""
+    if table is None:
+        return None
+    from .cluster.component import SCHEDULERS, ClusterConfig
+    from .cluster.sim import CapPolicy, ClusterSpec
+    from .errors import TraceError, TwinError
+
+    if not isinstance(table, Mapping):
+        problems.add("cluster", "a table [cluster]", table)
+        return None
+    _check_keys(table, CLUSTER_KEYS, "cluster", problems)
+    if "cluster" in components:
+        problems.add("components.cluster", "no component named 'cluster' (the name of the [cluster] table's component)", "<a component>")
+        return None
+    ints = {k: table.get(k, d) for k, d in (("racks", 1), ("nodes_per_rack", 4), ("gpus_per_node", 8))}
+    for k, v in ints.items():
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            problems.add(f"cluster.{k}", "a whole number >= 1", v)
+    nums = {k: table.get(k, d) for k, d in (("P_idle_W", 75.0), ("P_max_W", 700.0), ("f_liquid", 0.75),
+                                            ("w_heat", 1.0), ("w_price", 1.0), ("w_carbon", 0.0))}
+    for k, v in nums.items():
+        if not _is_number(v) or v < 0:
+            problems.add(f"cluster.{k}", "a number >= 0", v)
+    max_defer = table.get("max_defer_s", 43200)
+    if not (isinstance(max_defer, int) and max_defer >= 0):
+        problems.add("cluster.max_defer_s", "a whole number of seconds >= 0", max_defer)
+    scheduler = table.get("scheduler", "fifo")
+    if scheduler not in SCHEDULERS:
+        problems.add("cluster.scheduler", f"one of {', '.join(SCHEDULERS)}", scheduler, _suggest(str(scheduler), SCHEDULERS))
+    jobs = table.get("jobs")
+    jobs_path = None
+    if not isinstance(jobs, str):
+        problems.add("cluster.jobs", "a job table file (CSV or Parquet) relative to the scenario file", "<nothing>" if jobs is None else jobs)
+    else:
+        jobs_path = (base / jobs).resolve()
+        if not jobs_path.is_file():
+            problems.add("cluster.jobs", "an existing file (relative to the scenario file)", f"<{jobs_path} does not exist>")
+            jobs_path = None
+        else:
+            from .cluster.traces import read_jobs
+            try:
+                read_jobs(jobs_path)
+            except (TraceError, TwinError) as e:
+                problems.add("cluster.jobs", "a valid job table", f"<{e}>")
+                jobs_path = None
+    refs = {}
+    for key, name in (("heat_signal", "heat"), ("price_signal", "price"), ("carbon_signal", "carbon")):
+        ref = table.get(key)
+        if ref is None:
+            continue
+        if not (isinstance(ref, str) and ref.startswith("inputs.") and ref.count(".") >= 2):
+            problems.add(f"cluster.{key}", "an input series column \"inputs.NAME.column\"", ref)
+            continue
+        refs[name] = ref
+    if scheduler == "thermal" and not refs:
+        problems.add("cluster", "at least one of heat_signal, price_signal, carbon_signal for the thermal scheduler", "<none>")
+    cap = None
+    cap_t = table.get("cap")
+    if cap_t is not None:
+        if not isinstance(cap_t, Mapping):
+            problems.add("cluster.cap", "a table { T_cap_K, T_release_K, cap_W }", cap_t)
+        else:
+            _check_keys(cap_t, CAP_KEYS, "cluster.cap", problems)
+            try:
+                cap = CapPolicy(float(cap_t.get("T_cap_K", math.nan)), float(cap_t.get("T_release_K", math.nan)),
+                                float(cap_t.get("cap_W", math.nan)))
+            except (TwinError, TypeError, ValueError) as e:
+                problems.add("cluster.cap", "T_cap_K >= T_release_K > 0 and cap_W > 0", f"<{e}>")
+    spec = None
+    try:
+        spec = ClusterSpec(n_racks=ints["racks"], nodes_per_rack=ints["nodes_per_rack"],
+                           gpus_per_node=ints["gpus_per_node"], P_idle_W=float(nums["P_idle_W"]),
+                           P_max_W=float(nums["P_max_W"]), f_liquid=float(nums["f_liquid"]))
+    except (TwinError, TypeError, ValueError) as e:
+        problems.add("cluster", "a valid hardware description", f"<{e}>")
+    inputs = table.get("inputs", {})
+    sources = {}
+    from .cluster.component import INPUTS
+    if not isinstance(inputs, Mapping):
+        problems.add("cluster.inputs", "a table { T_coolant_K = \"component.port\", can_reject_heat = ... }", inputs)
+        inputs = {}
+    for key, value in inputs.items():
+        if key not in INPUTS:
+            problems.add(f"cluster.inputs.{key}", f"one of {', '.join(INPUTS)}", "<an unknown port>", _unknown_key_hint(key, INPUTS))
+            continue
+        src = _source(value, f"cluster.inputs.{key}", problems)
+        if src is not None:
+            sources[key] = src
+    spec_c = ComponentSpec("cluster", "cluster", "Cluster", None, MappingProxyType({}), MappingProxyType(sources))
+    components["cluster"] = spec_c
+    ports["cluster"] = _cluster_ports()
+    if spec is None or jobs_path is None or scheduler not in SCHEDULERS:
+        return None
+    return ClusterConfig(spec=spec, jobs_path=jobs_path, scheduler=scheduler, cap=cap, signal_refs=refs,
+                         weights={k: float(nums[k]) for k in ("w_heat", "w_price", "w_carbon")},
+                         max_defer_s=int(max_defer))

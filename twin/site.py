@@ -110,12 +110,19 @@ class Route:
 
 
 class Site:
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, cluster=None):
+        """``cluster``: the component of the scenario's [cluster] table, built by the engine (it needs the SimPy
+        environment); its inputs are read after each plant step (``post_step``), not routed into its step."""
         self.scenario = scenario
         self.components = {}
         try:
             for name, spec in scenario.components.items():
-                self.components[name] = FmuComponent(spec) if spec.kind == "fmu" else BlockComponent(spec)
+                if spec.kind == "cluster":
+                    if cluster is None:
+                        raise ScenarioError("the scenario has a [cluster] table but no cluster component was built")
+                    self.components[name] = cluster
+                else:
+                    self.components[name] = FmuComponent(spec) if spec.kind == "fmu" else BlockComponent(spec)
         except BaseException:
             self.close()
             raise
@@ -126,7 +133,7 @@ class Site:
         ts = TopologicalSorter()
         for name, spec in self.scenario.components.items():
             deps = [s.split()[0] for s in spec.inputs.values() if s.kind == "port" and not s.delayed]
-            ts.add(name, *deps)
+            ts.add(name, *(deps if spec.kind != "cluster" else ()))
         try:
             # static_order is deterministic for a given insertion order (the file order)
             return list(ts.static_order())
@@ -180,9 +187,21 @@ class Site:
         self.delay_srcs = np.array([index[s.ref] for _, s in delays], dtype=np.intp)
         self.delay_initial = np.array([s.initial for _, s in delays], dtype=float)
         self.routes = []
+        self.post = []      # (component, indices into z of its post-step inputs, in its INPUTS order)
         for name in self.order:
             c = self.components[name]
             spec = self.scenario.components[name]
+            if spec.kind == "cluster":
+                from .cluster.component import INPUTS as cluster_inputs
+
+                post_idx = []
+                for port in cluster_inputs:
+                    s = spec.inputs.get(port)
+                    if s is None:
+                        break
+                    post_idx.append(index[f"const:{name}.{port}"] if s.kind == "const" else
+                                    index[f"delay:{name}.{port}"] if s.delayed else index[s.ref])
+                self.post.append((c, np.array(post_idx, dtype=np.intp)))
             idx = []
             for port in c.inputs:
                 s = spec.inputs[port]
@@ -209,6 +228,8 @@ class Site:
         for step in self._steppers:
             step(t_s, h_s)
         z = self.z
+        for comp, idx in self.post:
+            comp.post_step(z[idx])
         z[self.delay_slots] = z[self.delay_srcs]
 
     def get_state(self) -> bytes:
