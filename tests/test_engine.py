@@ -121,6 +121,7 @@ def test_checkpoint_restore_continues_bit_identically(site, tmp_path):
 
 
 def test_ctrl_c_leaves_a_readable_parquet_and_says_so(site, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TWIN_PYTHON_LOOP", "1")   # the Python loop: the interrupt lands inside a step
     calls = {"n": 0}
     original = Throttle.step
 
@@ -137,6 +138,25 @@ def test_ctrl_c_leaves_a_readable_parquet_and_says_so(site, tmp_path, monkeypatc
     assert len(ts) == 1234 and ts["time_s"].iloc[-1] == 1233 * 60.0
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
     assert "interrupted at t = 73980 s" in capsys.readouterr().err
+
+
+def test_ctrl_c_on_the_c_loop_leaves_a_readable_parquet(site, tmp_path, monkeypatch):
+    from twin import fastloop
+
+    calls = {"n": 0}
+    original = fastloop.FastLoop.run
+
+    def interrupted_run(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(fastloop.FastLoop, "run", interrupted_run)
+    result = runner.run(site, tmp_path / "run", progress=False, report=False)
+    assert result.interrupted and result.steps_done == 6 * 60   # six calls of one simulated hour each
+    ts = pd.read_parquet(tmp_path / "run" / "timeseries.parquet")
+    assert len(ts) == 6 * 60 + 1 and ts["time_s"].iloc[-1] == 6 * 3600.0
 
 
 def test_cli_run_and_validate(site, tmp_path):

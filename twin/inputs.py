@@ -108,6 +108,13 @@ class InputCursor:
             self._fill(k)
         return self._buf[k - self._k0]
 
+    def rows(self, k: int, n_max: int) -> np.ndarray:
+        """Input values of steps k, k+1, ... (at most n_max rows, fewer at the end of the buffered chunk)."""
+        if not (self._k0 <= k < self._k0 + len(self._buf)):
+            self._fill(k)
+        i = k - self._k0
+        return self._buf[i:i + n_max]
+
     def _fill(self, k: int) -> None:
         t0 = (k + np.arange(self.chunk_steps)) * self.h_s
         self._buf = np.empty((self.chunk_steps, len(self.used)))

@@ -33,6 +33,19 @@ class SeriesWriter:
         if self._n == self.chunk_rows:
             self.flush()
 
+    def space(self) -> int:
+        """Rows that fit before the next write to the file."""
+        return self.chunk_rows - self._n
+
+    def reserve(self, m: int) -> np.ndarray:
+        """The next m rows of the buffer (m <= space()), to be filled in place and then ``commit``-ted."""
+        return self._buf[self._n:self._n + m]
+
+    def commit(self, m: int) -> None:
+        self._n += m
+        if self._n == self.chunk_rows:
+            self.flush()
+
     def flush(self) -> None:
         if self._n and self._writer is not None:
             table = pa.Table.from_arrays([pa.array(self._buf[: self._n, j]) for j in range(len(self.columns))],
