@@ -368,10 +368,8 @@ class TrainingFit:
                 "square_wave": self.square_wave, "P_limit_W": self.P_limit_W, "high_at_power_limit": self.high_at_limit}
 
 
-def fit_training(t_s, P_W, *, P_limit_W: float | None = None, span: tuple[float, float] | None = None,
-                 P_idle_W: float | None = None) -> TrainingFit:
-    """Fit a ``TrainingPower`` to one GPU's samples (sorted, unique times). ``span`` and ``P_idle_W``, when
-    given, are used instead of being found (``fit_power`` passes them to fit half a trace)."""
+def _job_samples(t_s, P_W, span, P_idle_W):
+    """(t0, t1, idle level, times, powers) of the job in a trace: the span and idle level given, or found."""
     t, P = np.asarray(t_s, dtype=float), np.asarray(P_W, dtype=float)
     if span is None or P_idle_W is None:
         t0, t1, idle = find_job_span(t, P)
@@ -381,6 +379,14 @@ def fit_training(t_s, P_W, *, P_limit_W: float | None = None, span: tuple[float,
     tj, Pj = t[m], P[m]
     if tj.size < MIN_SAMPLES:
         raise CalibrationError(f"the job has {tj.size} samples; at least {MIN_SAMPLES} are needed")
+    return t0, t1, idle, tj, Pj
+
+
+def fit_training(t_s, P_W, *, P_limit_W: float | None = None, span: tuple[float, float] | None = None,
+                 P_idle_W: float | None = None) -> TrainingFit:
+    """Fit a ``TrainingPower`` to one GPU's samples (sorted, unique times). ``span`` and ``P_idle_W``, when
+    given, are used instead of being found (``fit_power`` passes them to fit half a trace)."""
+    t0, t1, idle, tj, Pj = _job_samples(t_s, P_W, span, P_idle_W)
     w, dt = _weights(tj)
     lev = _levels(tj, Pj, w, dt)
     interval, duration = _checkpoints(lev.dips, t0)
@@ -414,15 +420,7 @@ class InferenceFit:
 def fit_inference(t_s, P_W, *, span: tuple[float, float] | None = None,
                   P_idle_W: float | None = None) -> InferenceFit:
     """Fit an ``InferencePower`` to one GPU's samples (sorted, unique times)."""
-    t, P = np.asarray(t_s, dtype=float), np.asarray(P_W, dtype=float)
-    if span is None or P_idle_W is None:
-        t0, t1, idle = find_job_span(t, P)
-    else:
-        (t0, t1), idle = span, float(P_idle_W)
-    m = (t >= t0) & (t < t1)
-    tj, Pj = t[m], P[m]
-    if tj.size < MIN_SAMPLES:
-        raise CalibrationError(f"the job has {tj.size} samples; at least {MIN_SAMPLES} are needed")
+    t0, t1, idle, tj, Pj = _job_samples(t_s, P_W, span, P_idle_W)
     w, dt = _weights(tj)
     c, thr = _kmeans_1d(Pj, w, 3)
     if np.isnan(c).any() or not _separate(Pj, thr, c):
