@@ -68,7 +68,9 @@ def compute(run_dir: Path) -> dict:
     df = pd.read_parquet(run_dir / "timeseries.parquet", columns=cols)
     info = run_dir / "run.json"  # the start actually run (a caller may have changed the scenario's)
     start = pd.Timestamp(json.loads(info.read_text())["start"] if info.exists() else run.get("start", "2023-01-01T00:00:00"))
-    df["month"] = (start + pd.to_timedelta(df["time_s"], unit="s")).dt.strftime("%Y-%m")
+    # a row holds the increments of the step that ended at its time: label it by the step's start
+    step_start_s = df["time_s"].shift(1).fillna(df["time_s"].iloc[0])
+    df["month"] = (start + pd.to_timedelta(step_start_s, unit="s")).dt.strftime("%Y-%m")
     d = {k: _delta(df, _as_list(kpis_cfg.get(k))) for k in
          ("E_IT_J", "E_cooling_J", "E_air_heat_J", "E_hp_el_J", "E_reused_J", "E_heat_to_dh_J", "E_boiler_J",
           "E_unmet_J", "E_delivered_J", "E_drycooler_J", "E_throttled_J")}

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from .units import split_unit  # noqa: E402
+
 MAX_TEMPERATURE_SIGNALS = 8
 
 
@@ -38,7 +40,7 @@ def _monthly_energy_plot(k: dict, path: Path) -> None:
 
 def _temperature_plot(run_dir: Path, path: Path) -> bool:
     names = pq.ParquetFile(run_dir / "timeseries.parquet").schema_arrow.names
-    temps = [n for n in names if n.endswith("_K") and "[" not in n and not n.startswith("inputs.")
+    temps = [n for n in names if split_unit(n)[1] == "K" and "[" not in n and not n.startswith("inputs.")
              and "set" not in n][:MAX_TEMPERATURE_SIGNALS]
     if not temps:
         return False
