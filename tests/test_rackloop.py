@@ -47,3 +47,15 @@ def test_zero_flow_heats_linearly_without_overshoot(fmu_path, h_s):
                          parameters={"C_J_K": 2e6, "f_liquid": 0.8})
     assert out["T_out_K"].iloc[-1] == pytest.approx(303.15 + 0.8 * 100e3 * 600 / 2e6, abs=T_ATOL_K)
     assert np.all(np.isfinite(out.to_numpy()))
+
+
+def test_mean_outlet_carries_exactly_the_coolant_heat_of_the_step(fmu_path):
+    rng = np.random.default_rng(3)
+    t = np.arange(0, 7201, 60.0)
+    n = t.size
+    mdot = np.where(rng.uniform(size=n) < 0.1, 0.0, rng.uniform(0.5, 3.0, n))
+    T_in = rng.uniform(303.0, 310.0, n)
+    out = simulate_table(fmu_path("RackLoop"), t, {"P_IT_W": rng.uniform(0, 2e5, n), "mdot_kg_s": mdot, "T_in_K": T_in})
+    cp = fit().cp_J_kgK(0.5 * (T_in[:-1] + out["T_out_K"].to_numpy()[:-1]))     # the step's cp, as the model uses
+    heat = mdot[:-1] * cp * (out["T_out_mean_K"].to_numpy()[1:] - T_in[:-1]) * 60.0
+    assert np.allclose(heat, np.diff(out["E_coolant_J"].to_numpy()), rtol=1e-12, atol=1e-6)

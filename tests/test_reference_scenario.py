@@ -67,3 +67,14 @@ def test_summer_the_dry_cooler_takes_what_dh_cannot(summer):
 def test_kpis_are_labelled_with_the_window_run(winter):
     k = json.loads((winter / "kpis.json").read_text())
     assert list(k["monthly"]) == ["2023-01"]
+
+
+def test_the_cluster_scenario_runs_two_days_and_its_balance_closes(tmp_path):
+    sc = scenario.load(SCENARIOS / "reference_cluster.toml")
+    sc = dataclasses.replace(sc, run=dataclasses.replace(sc.run, duration_s=2 * 86400))
+    runner.run_scenario(sc, tmp_path / "run", progress=False, report=False)
+    k = json.loads((tmp_path / "run" / "kpis.json").read_text())
+    assert abs(k["energy_balance"]["residual_rel"]) < BALANCE_RTOL
+    assert k["jobs"]["n_started"] > 50 and k["total"]["E_IT_MWh"] > 0
+    events = pd.read_parquet(tmp_path / "run" / "events.parquet")
+    assert {"submit", "start", "end"} <= set(events["kind"])

@@ -122,6 +122,8 @@ def test_thermal_dispatch_lowers_boiler_heat_and_cost_without_missing_a_deadline
     k = {s: json.loads((p / "kpis.json").read_text())["total"] for s, p in runs.items()}
     sl = {s: json.loads((p / "cluster_service.json").read_text()) for s, p in runs.items()}
     assert sl["fifo"]["deadline_misses"] == 0 and sl["thermal"]["deadline_misses"] == 0
+    assert json.loads((runs["thermal"] / "kpis.json").read_text())["jobs"] == sl["thermal"]
+    assert sl["thermal"]["wait_p50_s"] == 12 * 3600 and sl["fifo"]["wait_p50_s"] == 0
     # the same work: IT energy within 1 % (idle GPUs draw a little either way)
     assert k["thermal"]["E_IT_MWh"] == pytest.approx(k["fifo"]["E_IT_MWh"], rel=0.01)
     assert k["thermal"]["boiler_heat_MWh"] < k["fifo"]["boiler_heat_MWh"] - EXPECTED_BOILER_SAVING_MWH

@@ -95,6 +95,15 @@ def _cmd_bench(args) -> int:
     print(bench.format_fmu_table(bench.bench_fmu_steps(n_steps=args.steps)))
     if args.fmus_only:
         return 0
+    if args.cluster:
+        from .cluster import bench as cluster_bench
+
+        print("\nCluster: 10,000 jobs on 1,024 GPUs over 30 simulated days, energy queried every 60 s (median of 3):")
+        for name in ("fifo", "easy", "thermal"):
+            r = cluster_bench.bench_cluster(name)
+            print(f"  {name:8s} {r['wall_s']:.2f} s (samples {', '.join('%.2f' % x for x in r['samples_s'])}), "
+                  f"{r['events']} events, conservation {r['conservation_rel']:.1e}")
+        return 0
     print(f"\n{args.scenario}: the whole horizon, one month, and the floor, each in a fresh process ...")
     r = bench.bench_year(Path(args.scenario))
     print(bench.format_year(r))
@@ -142,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--scenario", default=str(Path(__file__).resolve().parent.parent / "scenarios" / "reference_year.toml"),
                     help="scenario for the engine benchmark (default: the reference year)")
     bn.add_argument("--fmus-only", action="store_true", help="only the FMU step costs")
+    bn.add_argument("--cluster", action="store_true", help="the FMU step costs and the cluster simulator's benchmark")
     bn.set_defaults(func=_cmd_bench)
     return parser
 

@@ -86,6 +86,9 @@ def compute(run_dir: Path) -> dict:
     months = {m: _summarise(g.drop(columns="month").sum(), cfg) for m, g in frame.groupby("month", sort=True)}
     result = {"period": {"start": str(start), "end_s": float(df["time_s"].iloc[-1]), "rows": int(len(df))},
               "total": year, "monthly": months, "assumptions": cfg}
+    service = run_dir / "cluster_service.json"      # job service levels of a run with a cluster
+    if service.exists():
+        result["jobs"] = json.loads(service.read_text())
     if any(balance.get(k) for k in ("sources", "sinks", "stored")):
         result["energy_balance"] = energy_balance(run_dir, balance)
     return result

@@ -78,6 +78,8 @@ def write(run_dir: Path) -> Path:
              f"<p>status: <b>{html.escape(info.get('status', '?'))}</b>, steps {info.get('steps_done')} of "
              f"{info.get('n_steps')}, step {info.get('step_s')} s, seed {info.get('seed')}</p>",
              "<h2>Totals</h2>", _table(k["total"])]
+    if "jobs" in k:
+        parts += ["<h2>Jobs (service levels)</h2>", _table(k["jobs"])]
     if "energy_balance" in k:
         parts += ["<h2>Energy balance</h2>", _table(k["energy_balance"])]
     parts += ['<h2>Monthly energy</h2><img src="monthly_energy.png">']

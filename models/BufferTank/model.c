@@ -145,7 +145,7 @@ int model_init(ModelInstance *comp) {
  * theta = 1: backward Euler); adds the energies that crossed the boundary during it to e[0] (charge in),
  * e[1] (discharge out), e[2] (loss). */
 static void substep(ModelInstance *comp, double dt, double theta, double mc, double hc, double md, double hd,
-                    double T_amb, double UA, double e[3]) {
+                    double T_amb, double UA, const double *h_out_fixed, double e[3]) {
     const int n = M.n;
     const double G = M.G_cond_W_K * theta, net = mc - md, cap = M.m_layer_kg / dt;
     double lo[N_MAX], di[N_MAX], up[N_MAX], rhs[N_MAX], inv_cp[N_MAX], y[N_MAX];
@@ -159,10 +159,18 @@ static void substep(ModelInstance *comp, double dt, double theta, double mc, dou
         di[i] = cap + theta * UAi * inv_cp[i];
         rhs[i] = -UAi * (M.T[i] - T_amb);
     }
-    rhs[0] += mc * hc - md * M.h[0];                       /* charge in at the top, discharge out at the top */
-    di[0] += theta * md;
-    rhs[n - 1] += md * hd - mc * M.h[n - 1];               /* discharge in at the bottom, charge out at the bottom */
-    di[n - 1] += theta * mc;
+    /* charge in at the top, discharge out at the top; discharge in at the bottom, charge out at the bottom.
+     * With h_out_fixed (port_coupling = 1) the outflows carry the enthalpies the outlets had at the start of the
+     * communication step (explicit): what the master passed on as T_top_K / T_bottom_K. */
+    if (h_out_fixed) {
+        rhs[0] += mc * hc - md * h_out_fixed[0];
+        rhs[n - 1] += md * hd - mc * h_out_fixed[1];
+    } else {
+        rhs[0] += mc * hc - md * M.h[0];
+        di[0] += theta * md;
+        rhs[n - 1] += md * hd - mc * M.h[n - 1];
+        di[n - 1] += theta * mc;
+    }
     for (int j = 0; j + 1 < n; j++) {
         /* downward enthalpy flow across the interface below layer j, upwind */
         if (net > 0.0) {
@@ -193,8 +201,8 @@ static void substep(ModelInstance *comp, double dt, double theta, double mc, dou
     /* boundary flows at the theta-weighted state: exactly the ones the solved equations used */
     double loss = 0.0;
     for (int i = 0; i < n; i++) loss += UA * M.ua_share[i] * (M.T[i] + theta * y[i] * inv_cp[i] - T_amb);
-    e[0] += dt * mc * (hc - (M.h[n - 1] + theta * y[n - 1]));
-    e[1] += dt * md * (M.h[0] + theta * y[0] - hd);
+    e[0] += dt * mc * (hc - (h_out_fixed ? h_out_fixed[1] : M.h[n - 1] + theta * y[n - 1]));
+    e[1] += dt * md * ((h_out_fixed ? h_out_fixed[0] : M.h[0] + theta * y[0]) - hd);
     e[2] += dt * loss;
     for (int i = 0; i < n; i++) {
         const double T_lin = M.T[i] + y[i] * inv_cp[i];
@@ -226,7 +234,9 @@ int model_step(ModelInstance *comp, double t_s, double h_s) {
          * backward Euler, monotone at any a. */
         const double theta = dt * rate <= 1.0 ? 0.5 : 1.0;
         double e[3] = {0.0, 0.0, 0.0};
-        for (int k = 0; k < n_sub; k++) substep(comp, dt, theta, mc, hc, md, hd, T_amb, UA, e);
+        const double h_out[2] = {M.h[0], M.h[n - 1]};        /* the outlets as the master saw them */
+        const double *fixed = (int)V(port_coupling) == 1 ? h_out : NULL;
+        for (int k = 0; k < n_sub; k++) substep(comp, dt, theta, mc, hc, md, hd, T_amb, UA, fixed, e);
         V(E_charge_J) += e[0];
         V(E_discharge_J) += e[1];
         V(E_loss_J) += e[2];

@@ -21,6 +21,7 @@ static void set_power_outputs(ModelInstance *comp) {
 int model_init(ModelInstance *comp) {
     M.T_K = V(T_start_K);
     V(T_out_K) = M.T_K;
+    V(T_out_mean_K) = M.T_K;
     set_power_outputs(comp);
     V(Q_coolant_W) = 0.0;
     V(E_IT_J) = V(E_liquid_J) = V(E_air_J) = V(E_coolant_J) = V(E_stored_J) = 0.0;
@@ -49,6 +50,8 @@ int model_step(ModelInstance *comp, double t_s, double h_s) {
     V(T_out_K) = T1;
     set_power_outputs(comp);
     const double E_cool = G * int_dT;
+    /* the flow-weighted mean outlet over the step (the node's temperature at zero flow) */
+    V(T_out_mean_K) = (G > 0.0 && h_s > 0.0) ? T_in + int_dT / h_s : T1;
     V(Q_coolant_W) = h_s > 0.0 ? E_cool / h_s : G * (T1 - T_in);
     V(E_IT_J) += P * h_s;
     V(E_liquid_J) += Q_liq * h_s;
