@@ -176,3 +176,32 @@ def test_twin_record_without_a_gpu_exits_2_with_one_line(tmp_path):
         pytest.skip("this machine has an NVIDIA GPU and driver: the no-GPU path is not reachable here")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "NVML" in r.stderr
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_resume_keeps_a_changed_run_and_works_from_another_directory(site, tmp_path, monkeypatch):
+    import dataclasses
+    import datetime as dt
+
+    from twin import scenario
+
+    sc = scenario.load(site)
+    sc = dataclasses.replace(sc, run=dataclasses.replace(sc.run, start=dt.datetime(2023, 1, 2), duration_s=6 * 3600))
+    runner.run_scenario(sc, tmp_path / "full", progress=False, report=False, checkpoint_every_s=3600)
+    ckpt = sorted((tmp_path / "full" / "checkpoints").glob("*.ckpt"))[2]
+    monkeypatch.chdir(tmp_path)                      # elsewhere than where the scenario was loaded from
+    runner.resume(ckpt, tmp_path / "resumed", progress=False, report=False)
+    a = pd.read_parquet(tmp_path / "full" / "timeseries.parquet")
+    b = pd.read_parquet(tmp_path / "resumed" / "timeseries.parquet")
+    assert len(a) == 6 * 60 + 1 and np.array_equal(a.to_numpy(), b.to_numpy())
+    assert json.loads((tmp_path / "resumed" / "run.json").read_text())["start"] == "2023-01-02T00:00:00"
+
+
+def test_resume_refuses_changed_inputs(site, tmp_path):
+    from twin.errors import TwinError
+
+    runner.run(site, tmp_path / "full", progress=False, report=False, checkpoint_every_s=12 * 3600)
+    ckpt = sorted((tmp_path / "full" / "checkpoints").glob("*.ckpt"))[0]
+    load = site.parent / "inputs" / "load.csv"
+    load.write_text(load.read_text().replace("150.0", "151.0", 1))
+    with pytest.raises(TwinError, match="input files of site changed"):
+        runner.resume(ckpt, tmp_path / "resumed", progress=False, report=False)

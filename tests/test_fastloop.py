@@ -3,6 +3,7 @@ bit-identical to the Python loop (blocks of twin/blocks.py, FMUs through the ada
 from __future__ import annotations
 
 import dataclasses
+import json
 import datetime as dt
 from pathlib import Path
 
@@ -69,3 +70,25 @@ def test_an_fmu_error_in_the_c_loop_names_fmu_function_time_and_variable(tmp_pat
 
     with pytest.raises(FmuError, match=r"racks \(RackLoop.fmu\): fmi2SetReal returned error at t = \d+ s.*T_in_K"):
         runner.run(site, tmp_path / "run", progress=False, report=False)
+
+
+def test_a_failed_run_keeps_the_same_rows_on_both_loops_and_says_failed(tmp_path, monkeypatch, fmu_path):
+    from twin.errors import FmuError
+
+    site = make_site(tmp_path / "site")
+    load = pd.read_csv(site.parent / "inputs" / "load.csv")
+    load.loc[30:, "T_supply_C"] = 150.0
+    load.to_csv(site.parent / "inputs" / "load.csv", index=False)
+    rows = {}
+    for loop in ("python", "c"):
+        if loop == "python":
+            monkeypatch.setenv("TWIN_PYTHON_LOOP", "1")
+        else:
+            monkeypatch.delenv("TWIN_PYTHON_LOOP", raising=False)
+        with pytest.raises(FmuError):
+            runner.run(site, tmp_path / loop, progress=False, report=False)
+        rows[loop] = pd.read_parquet(tmp_path / loop / "timeseries.parquet")
+        info = json.loads((tmp_path / loop / "run.json").read_text())
+        assert info["status"] == "failed" and "T_in_K" in info["error"]
+    assert len(rows["c"]) == len(rows["python"]) > 1000
+    assert np.array_equal(rows["c"].to_numpy(), rows["python"].to_numpy())

@@ -98,7 +98,7 @@ class Engine:
         interrupted = False
         from . import fastloop
 
-        fast = fastloop.FastLoop(site) if fastloop.supported(site) else None
+        fast = fastloop.FastLoop(site) if fastloop.supported(site) and fastloop.available() else None
         wall0 = time.perf_counter()
         env = self.env
         engine = self
@@ -128,12 +128,13 @@ class Engine:
                         rows = cursor.rows(k, m) if has_series else None
                         if rows is not None:
                             m = len(rows)
-                        fast.run(k, m, h_ticks, TICKS_PER_S, rows, writer.reserve(m))
-                        writer.commit(m)
-                        k += m
+                        done = fast.run(k, m, h_ticks, TICKS_PER_S, rows, writer.reserve(m))
+                        writer.commit(done)          # the rows computed before a failure are kept
+                        k += done
                         engine.k = k
-                        if bar is not None and k % progress_every == 0:
-                            bar.update(progress_every * engine.h_s / 86400.0)
+                        if bar is not None:
+                            bar.update(done * engine.h_s / 86400.0)
+                        fast.raise_failure()
                 else:
                     for _ in range(batch):
                         t0 = (k * h_ticks) / TICKS_PER_S
@@ -165,8 +166,11 @@ class Engine:
     def checkpoint(self, path: Path, rows_written: int) -> None:
         """Everything needed to continue bit-identically: the scenario, the step, the site's whole state."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob = {"version": CHECKPOINT_VERSION, "scenario_path": str(self.scenario.path),
+        run = self.scenario.run
+        blob = {"version": CHECKPOINT_VERSION, "scenario_path": str(self.scenario.path.resolve()),
                 "scenario_text": self.scenario.text, "k": self.k, "rows_written": rows_written,
+                "run": {"start": run.start.isoformat(), "duration_s": run.duration_s, "step_s": run.step_s},
+                "input_sha256": input_hashes(self.scenario), "fmus": self.site.fmu_info(),
                 "site": self.site.get_state()}
         tmp = path.with_suffix(".part")
         with open(tmp, "wb") as f:
@@ -177,6 +181,12 @@ class Engine:
         self.k = blob["k"]
         self.env = simpy.Environment(initial_time=self.k * self.h_ticks)   # before the site: the cluster lives in it
         self.site.set_state(blob["site"])
+
+
+def input_hashes(scenario: Scenario) -> dict:
+    from .fmu import file_sha256
+
+    return {name: file_sha256(spec.path) for name, spec in scenario.inputs.items()}
 
 
 def read_checkpoint(path: Path) -> dict:

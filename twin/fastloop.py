@@ -12,6 +12,8 @@ import ctypes
 import hashlib
 import os
 import subprocess
+import sys
+import tempfile
 from ctypes import POINTER, Structure, c_double, c_int, c_long, c_uint, c_void_p
 from pathlib import Path
 
@@ -59,19 +61,35 @@ def library():
     out = fmu_build.BUILD_DIR / f"steploop-{digest}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".part")
-        cmd = [fmu_build.compiler(), "-shared", "-fPIC", "-O2", "-std=gnu11", "-ffp-contract=off",
-               f"-I{fmi_headers_dir()}", str(SOURCE), "-o", str(tmp)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BuildError(f"compiling the engine loop failed:\n{' '.join(cmd)}\n{proc.stderr}")
-        os.replace(tmp, out)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so.part")   # unique: parallel workers may build too
+        os.close(fd)
+        try:
+            cmd = [fmu_build.compiler(), "-shared", "-fPIC", "-O2", "-std=gnu11", "-ffp-contract=off",
+                   f"-I{fmi_headers_dir()}", str(SOURCE), "-o", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BuildError(f"compiling the engine loop failed:\n{' '.join(cmd)}\n{proc.stderr}")
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     lib = ctypes.CDLL(str(out))
     lib.twin_run_steps.restype = c_long
     lib.twin_run_steps.argtypes = [POINTER(Unit), c_int, c_void_p, c_long, c_long, c_long, c_long, c_void_p, c_long,
                                    c_long, c_void_p, c_void_p, c_int, c_void_p, c_void_p, c_long, POINTER(Failure)]
     _lib = lib
     return lib
+
+
+def available() -> bool:
+    """Whether the C loop can be built and loaded here; if not, say so once and run on the Python loop."""
+    try:
+        library()
+        return True
+    except (BuildError, OSError) as e:
+        print(f"twin: the engine's C loop is not available ({str(e).splitlines()[0]}); running on the Python loop",
+              file=sys.stderr)
+        return False
 
 
 def supported(site) -> bool:
@@ -186,8 +204,9 @@ class FastLoop:
         for c in self.fmus:
             c.fmu.time_s = t_end_s
 
-    def run(self, k0: int, n: int, h_ticks: int, ticks_per_s: int, series: np.ndarray | None, rows: np.ndarray) -> None:
-        """Steps k0 .. k0+n-1; rows (n x (1 + n_recorded)) receives the recorded rows."""
+    def run(self, k0: int, n: int, h_ticks: int, ticks_per_s: int, series: np.ndarray | None, rows: np.ndarray) -> int:
+        """Steps k0 .. k0+n-1; rows (n x (1 + n_recorded)) receives the recorded rows. Returns the steps done:
+        fewer than n after an FMU failure, which ``raise_failure`` then raises."""
         site = self.site
         n_series = site.series_slice.stop - site.series_slice.start
         series_addr = _addr(series) if (series is not None and n_series) else 0
@@ -198,12 +217,20 @@ class FastLoop:
                                        self.delay_tmp.ctypes.data, rows.ctypes.data, site.n_recorded,
                                        ctypes.byref(self.failure))
         self.sync_out(((k0 + done) * h_ticks) / ticks_per_s)
-        if done < n:
-            f = self.failure
-            comp = site.routes[f.unit].component
-            t_s = (f.step * h_ticks) / ticks_per_s
-            if f.status < 0:
-                raise FmuError(f"{comp.name}: the engine loop does not know this block")
-            comp.fmu.time_s = t_s
-            comp.fmu._check(f.status, CALLS.get(f.call, "?"))
-            raise FmuError(f"{comp.name}: {CALLS.get(f.call, '?')} failed with status {f.status} at t = {t_s:g} s")
+        self._failed = (done < n, h_ticks, ticks_per_s)
+        return done
+
+    def raise_failure(self) -> None:
+        """After ``run`` returned fewer steps than asked (and the caller kept those rows): raise the FMU's error."""
+        failed, h_ticks, ticks_per_s = getattr(self, "_failed", (False, 0, 1))
+        if not failed:
+            return
+        self._failed = (False, 0, 1)
+        f = self.failure
+        comp = self.site.routes[f.unit].component
+        t_s = (f.step * h_ticks) / ticks_per_s
+        if f.status < 0:
+            raise FmuError(f"{comp.name}: the engine loop does not know this block")
+        comp.fmu.time_s = t_s
+        comp.fmu._check(f.status, CALLS.get(f.call, "?"))
+        raise FmuError(f"{comp.name}: {CALLS.get(f.call, '?')} failed with status {f.status} at t = {t_s:g} s")

@@ -6,8 +6,10 @@ validated before the folder is touched: an invalid scenario leaves nothing behin
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
+import tomllib
 import platform
 import shutil
 import sys
@@ -19,6 +21,7 @@ import pyarrow.parquet as pq
 
 from . import kpis, scenario as scenario_mod
 from .engine import Engine, RunResult, read_checkpoint
+from .engine import input_hashes as engine_input_hashes
 from .errors import TwinError
 from .output import SeriesWriter
 
@@ -45,7 +48,10 @@ def prepare_out_dir(out_dir: Path) -> None:
 
 
 def _write_scenario_copy(sc: scenario_mod.Scenario, out_dir: Path) -> None:
+    r = sc.run
     header = [f"# The scenario as run: {sc.path.resolve()}",
+              f"# run as: start {r.start.isoformat()}, duration {r.duration_s} s, step {r.step_s} s, seed {r.seed}"
+              " (run.json holds these too; they win over [run] below if a caller changed them)",
               *(f"# inputs.{n}.file resolves to {s.path}" for n, s in sc.inputs.items()), ""]
     (out_dir / "scenario.toml").write_text("\n".join(header) + sc.text)
 
@@ -94,16 +100,38 @@ def run(scenario_path: Path, out_dir: Path, *, checkpoint_every_s: int | None = 
     return run_scenario(sc, out_dir, checkpoint_every_s=checkpoint_every_s, progress=progress, report=report)
 
 
+def _check_checkpointable(engine: Engine, checkpoint_every_s: int | None) -> None:
+    if not checkpoint_every_s:
+        return
+    info = engine.site.fmu_info()
+    stuck = [n for n, c in engine.site.components.items() if n in info and not c.fmu.can_serialize]
+    if stuck:
+        raise TwinError(f"checkpoints asked for, but the FMUs of {', '.join(stuck)} cannot serialize their state; "
+                        f"run without --checkpoint-every")
+
+
+def _failed(sc, engine: Engine, out_dir: Path, error: BaseException) -> None:
+    """A run that stopped on an error says so in run.json (what was simulated stays in timeseries.parquet)."""
+    info = _run_info(sc, engine, None, "failed")
+    info["error"] = str(error)
+    (out_dir / "run.json").write_text(json.dumps(info, indent=2))
+
+
 def run_scenario(sc: scenario_mod.Scenario, out_dir: Path, *, checkpoint_every_s: int | None = None,
                  progress: bool = True, report: bool = True) -> RunResult:
     """Run a validated scenario (possibly with its [run] changed, e.g. a shorter horizon for a test)."""
     engine = Engine(sc)
     try:
+        _check_checkpointable(engine, checkpoint_every_s)
         prepare_out_dir(out_dir)
         _write_scenario_copy(sc, out_dir)
         (out_dir / "run.json").write_text(json.dumps(_run_info(sc, engine, None, "running"), indent=2))
         engine.setup()
-        result = engine.run(out_dir, checkpoint_every_s=checkpoint_every_s, progress=progress)
+        try:
+            result = engine.run(out_dir, checkpoint_every_s=checkpoint_every_s, progress=progress)
+        except TwinError as e:
+            _failed(sc, engine, out_dir, e)
+            raise
         return _finish(sc, engine, result, out_dir, report)
     finally:
         engine.site.close()
@@ -115,13 +143,24 @@ def resume(checkpoint_path: Path, out_dir: Path | None = None, *, checkpoint_eve
     the original run's timeseries.parquet, then the rest."""
     blob = read_checkpoint(checkpoint_path)
     original_dir = checkpoint_path.resolve().parent.parent
-    sc = scenario_mod.validate(__import__("tomllib").loads(blob["scenario_text"]), Path(blob["scenario_path"]),
-                               blob["scenario_text"])
+    sc = scenario_mod.validate(tomllib.loads(blob["scenario_text"]), Path(blob["scenario_path"]), blob["scenario_text"])
+    run = blob["run"]      # the [run] actually run (a caller may have changed the file's)
+    sc = dataclasses.replace(sc, run=dataclasses.replace(sc.run, start=_dt.datetime.fromisoformat(run["start"]),
+                                                         duration_s=run["duration_s"], step_s=run["step_s"]))
+    changed = [n for n, h in engine_input_hashes(sc).items() if blob["input_sha256"].get(n) != h]
+    if changed:
+        raise TwinError(f"{checkpoint_path}: the input files of {', '.join(changed)} changed since the checkpoint was "
+                        f"written; a resumed run would not continue the same run")
     out_dir = out_dir or original_dir.with_name(original_dir.name + "-resumed")
     if out_dir.resolve() == original_dir.resolve():
         raise TwinError(f"{out_dir}: resume writes a new run folder; choose another --out than the checkpoint's run")
     engine = Engine(sc)
     try:
+        now = engine.site.fmu_info()
+        moved = [n for n, f in blob["fmus"].items() if now.get(n, {}).get("sha256") != f["sha256"]]
+        if moved:
+            raise TwinError(f"{checkpoint_path}: the FMUs of {', '.join(moved)} differ from the ones the checkpoint "
+                            f"was written with (rebuilt or replaced); resume with the same FMUs")
         engine.setup()
         engine.restore(blob)
         prepare_out_dir(out_dir)
