@@ -95,3 +95,29 @@ def test_a_valid_scenario_loads(tmp_path):
     assert list(sc.components) == ["throttle", "ctl", "racks"]
     assert sc.components["throttle"].inputs["T_coolant_K"].delayed
     assert sc.run.n_steps == 2880
+
+
+def test_block_inputs_it_needs_must_be_connected(tmp_path):
+    msg = problems_of(tmp_path, SMALL.replace(', setpoint = 318.15 }', ' }'))
+    assert "components.ctl.inputs.setpoint: expected a connection (a PI block needs setpoint)" in msg
+
+
+def test_integer_parameter_must_be_whole_and_ratios_that_divide_must_be_positive(tmp_path, fmu_path):
+    text = SMALL + '\n[components.tank]\nfmu = "BufferTank"\nparameters = { n_layers = 10.5 }\n'
+    text = text.replace('[kpis]\n', '[kpis]\nair_cooling_COP = 0\n')
+    msg = problems_of(tmp_path, text)
+    assert "components.tank.parameters.n_layers: expected a whole number (BufferTank's n_layers is an Integer), found 10.5" in msg
+    assert "kpis.air_cooling_COP: expected a number > 0, found 0" in msg
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("time_s,P_IT_kW,T_supply_C\n", "expected at least two rows of data, found 0"),
+    ("time_s,P_IT_kW,T_supply_C\n0,1,30\nabc,1,30\n", "row 2, column 'time_s': expected seconds, found 'abc'"),
+    ("P_IT_kW,time_s,T_supply_C\n1,0,30\n1,0,30\n", "row 2, column 'time_s': times must increase strictly; found 0 after 0"),
+])
+def test_bad_input_files_name_the_row_and_column(tmp_path, content, expected):
+    path = make_site(tmp_path / "site")
+    (path.parent / "inputs" / "load.csv").write_text(content)
+    with pytest.raises(ScenarioError) as e:
+        scenario.load(path)
+    assert expected in str(e.value)

@@ -27,6 +27,7 @@ class Block(abc.ABC):
     """Base class. Subclasses set INPUTS, OUTPUTS (port names with units) and PARAMS."""
 
     INPUTS: tuple[str, ...] = ()
+    REQUIRED: tuple[str, ...] = ()      # inputs a scenario must connect (the others default: 'enable' 1, else 0)
     OUTPUTS: tuple[str, ...] = ()
     PARAMS: tuple[Param, ...] = ()
     DESCRIPTION = ""
@@ -67,6 +68,7 @@ class PI(Block):
 
     DESCRIPTION = "PI controller with anti-windup"
     INPUTS = ("measured", "setpoint", "enable")
+    REQUIRED = ("measured", "setpoint")
     OUTPUTS = ("u",)
     PARAMS = (
         Param("kp", None, "proportional gain per unit of the measurement", 0.0),
@@ -114,6 +116,7 @@ class Hysteresis(Block):
 
     DESCRIPTION = "on/off with hysteresis and minimum on/off times"
     INPUTS = ("x", "enable")
+    REQUIRED = ("x",)
     OUTPUTS = ("on",)
     PARAMS = (
         Param("on_above", None, "switch-on threshold"),
@@ -149,6 +152,7 @@ class Linear(Block):
 
     DESCRIPTION = "weighted sum with offset and limits"
     INPUTS = ("u1", "u2", "u3")
+    REQUIRED = ("u1",)
     OUTPUTS = ("y",)
     PARAMS = (Param("k1", 1.0, "weight of u1"), Param("k2", 0.0, "weight of u2"), Param("k3", 0.0, "weight of u3"),
               Param("b", 0.0, "offset"), Param("y_min", -math.inf, "lower limit"), Param("y_max", math.inf, "upper limit"))
@@ -164,6 +168,7 @@ class Product(Block):
 
     DESCRIPTION = "product of two signals"
     INPUTS = ("u1", "u2")
+    REQUIRED = ("u1", "u2")
     OUTPUTS = ("y",)
 
     def step(self, t_s, h_s, u):
@@ -180,6 +185,7 @@ class FlowForHeat(Block):
 
     DESCRIPTION = "flow command for a heat rate and a temperature difference"
     INPUTS = ("Q_W", "T_hot_K", "T_cold_K")
+    REQUIRED = ("Q_W", "T_hot_K", "T_cold_K")
     OUTPUTS = ("mdot_kg_s",)
     PARAMS = (Param("dT_min_K", 5.0, "smallest temperature difference used", 0.1),
               Param("mdot_min_kg_s", 0.0, "minimum flow", 0.0), Param("mdot_max_kg_s", math.inf, "maximum flow", 0.0))
@@ -201,6 +207,7 @@ class Throttle(Block):
 
     DESCRIPTION = "IT power throttled by coolant supply temperature"
     INPUTS = ("P_demand_W", "T_coolant_K")
+    REQUIRED = ("P_demand_W", "T_coolant_K")
     OUTPUTS = ("P_W", "P_throttled_W", "E_J", "E_throttled_J")
     PARAMS = (Param("T_limit_K", 318.15, "coolant supply temperature where throttling begins", 273.15, 400),
               Param("T_max_K", 328.15, "temperature of deepest throttling", 273.15, 400),

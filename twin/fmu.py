@@ -86,6 +86,14 @@ def read_ports(path: str | os.PathLike) -> tuple[object, dict[str, Port]]:
     return md, ports
 
 
+def _api_type(port_type: str, fmi_version: str = "2.0") -> str:
+    """The fmpy setter/getter suffix of a port type: an Enumeration goes through the Integer calls (FMI 2.0) or
+    the Int64 calls (FMI 3.0)."""
+    if port_type == "Enumeration":
+        return "Integer" if fmi_version == "2.0" else "Int64"
+    return port_type
+
+
 def _as_type(port: Port, value):
     """A value converted for the FMI setter of the port's type (scenarios and the engine carry floats)."""
     if port.type == "Boolean":
@@ -248,16 +256,16 @@ class Fmu:
             vrs.append(p.vr)
             vals.append(_as_type(p, value))
         for t, (vrs, vals) in by_type.items():
-            setter = getattr(self._slave, "set" + ("Real" if t == "Real" else t))
-            self._call(f"set{t}", setter, vrs, vals)
+            api = _api_type(t, self.fmi_version)
+            self._call(f"set{api}", getattr(self._slave, "set" + api), vrs, vals)
 
     def get(self, names: Iterable[str]) -> dict[str, float]:
         self._require_setup()
         out = {}
         for name in names:
             p = self.port(name)
-            getter = getattr(self._slave, "get" + ("Real" if p.type == "Real" else p.type))
-            out[name] = self._call(f"get{p.type}", getter, [p.vr])[0]
+            api = _api_type(p.type, self.fmi_version)
+            out[name] = self._call(f"get{api}", getattr(self._slave, "get" + api), [p.vr])[0]
         return out
 
     # ---- hot path ----
@@ -375,7 +383,7 @@ class Fmu:
             if outs:
                 vr = np.array([p.vr for p, _ in outs], dtype=np.uint32)
                 int_out.append((raw(api_get), api_get, vr, out_start + np.array([i for _, i in outs], dtype=np.intp),
-                                np.zeros(len(outs), np.int32)))
+                                np.zeros(len(outs), np.int32), kind == "Boolean"))
         unsupported = [p.name for p, _ in self._in_other + self._out_other if p.type not in ("Integer", "Boolean")]
         if unsupported:
             raise FmuError(f"{self.path.name}: ports {unsupported} are of a type the engine cannot route")
@@ -385,27 +393,29 @@ class Fmu:
         out_buf = self._out_buf
         self._keep = (raw_set, raw_get, raw_step, in_idx, real_idx, int_in, int_out)  # alive as long as the instance
 
+        check = self._check
+
         def step(t_s: float, h_s: float) -> None:
             if n_in:
                 take(real_idx, out=buf)
-                if raw_set(comp, in_vr, n_in, buf_a) > 1:
-                    self._check(3, "fmi2SetReal")
+                if (st := raw_set(comp, in_vr, n_in, buf_a)) > 1:
+                    check(st, "fmi2SetReal")
             for api, name, vr, idx, ibuf, boolean in int_in:
                 ibuf[:] = (take(idx) != 0.0) if boolean else take(idx)
-                if api(comp, vr.ctypes.data, len(vr), ibuf.ctypes.data) > 1:
-                    self._check(3, name)
+                if (st := api(comp, vr.ctypes.data, len(vr), ibuf.ctypes.data)) > 1:
+                    check(st, name)
             self.time_s = t_s
-            if raw_step(comp, t_s, h_s, 1) > 1:
-                self._check(3, "fmi2DoStep")
+            if (st := raw_step(comp, t_s, h_s, 1)) > 1:
+                check(st, "fmi2DoStep")
             self.time_s = t_s + h_s
-            if n_out and raw_get(comp, out_vr, n_out, out_a) > 1:
-                self._check(3, "fmi2GetReal")
+            if n_out and (st := raw_get(comp, out_vr, n_out, out_a)) > 1:
+                check(st, "fmi2GetReal")
             if not direct:
                 z[out_pos] = out_buf
-                for api, name, vr, pos, ibuf in int_out:
-                    if api(comp, vr.ctypes.data, len(vr), ibuf.ctypes.data) > 1:
-                        self._check(3, name)
-                    z[pos] = ibuf
+                for api, name, vr, pos, ibuf, boolean in int_out:
+                    if (st := api(comp, vr.ctypes.data, len(vr), ibuf.ctypes.data)) > 1:
+                        check(st, name)
+                    z[pos] = (ibuf != 0) if boolean else ibuf   # a Boolean reads 0 or 1, as on the C loop
         return step
 
     # ---- state ----

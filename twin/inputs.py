@@ -73,16 +73,23 @@ def read_series(name: str, path: Path, start: pd.Timestamp, interpolate: str = "
         t_s = (times - start.tz_localize("UTC") if start.tzinfo is None else times - start).dt.total_seconds().to_numpy()
         value_cols = [c for c in df.columns if c != "time"]
     elif "time_s" in df.columns:
-        t_s = df["time_s"].to_numpy(dtype=float)
+        t_s = pd.to_numeric(df["time_s"], errors="coerce").to_numpy(dtype=float)
+        bad_t = np.flatnonzero(~np.isfinite(t_s))
+        if len(bad_t):
+            raise ScenarioError(f"{path}, row {int(bad_t[0]) + 1}, column 'time_s': expected seconds, "
+                                f"found {df['time_s'].iloc[bad_t[0]]!r}")
         value_cols = [c for c in df.columns if c != "time_s"]
     else:
         raise ScenarioError(f"{path}: expected a time column 'time' (ISO 8601) or 'time_s' (seconds from the run start); "
                             f"found columns {list(df.columns)}")
+    time_col = "time" if "time" in df.columns else "time_s"
+    if len(t_s) < 2:
+        raise ScenarioError(f"{path}: expected at least two rows of data, found {len(t_s)}")
     bad = np.flatnonzero(~(np.diff(t_s) > 0))
     if len(bad):
         r = int(bad[0]) + 2  # data rows are 1-based; the later row of the pair is the offender
-        raise ScenarioError(f"{path}, row {r}, column 'time': times must increase strictly; "
-                            f"found {df.iloc[r - 1, 0]} after {df.iloc[r - 2, 0]}")
+        raise ScenarioError(f"{path}, row {r}, column {time_col!r}: times must increase strictly; "
+                            f"found {df[time_col].iloc[r - 1]} after {df[time_col].iloc[r - 2]}")
     columns = {}
     for c in value_cols:
         values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from .errors import TwinError
+
 J_PER_KWH = 3.6e6
 J_PER_MWH = 3.6e9
 
@@ -64,7 +66,7 @@ def compute(run_dir: Path) -> dict:
     available = set(pq.ParquetFile(run_dir / "timeseries.parquet").schema_arrow.names)
     missing = [c for c in cols if c not in available]
     if missing:
-        raise KeyError(f"{run_dir / 'timeseries.parquet'}: no columns {missing}")
+        raise TwinError(f"{run_dir / 'timeseries.parquet'}: the [kpis]/[balance] signals {missing} were not recorded")
     df = pd.read_parquet(run_dir / "timeseries.parquet", columns=cols)
     info = run_dir / "run.json"  # the start actually run (a caller may have changed the scenario's)
     start = pd.Timestamp(json.loads(info.read_text())["start"] if info.exists() else run.get("start", "2023-01-01T00:00:00"))
@@ -73,7 +75,7 @@ def compute(run_dir: Path) -> dict:
     df["month"] = (start + pd.to_timedelta(step_start_s, unit="s")).dt.strftime("%Y-%m")
     d = {k: _delta(df, _as_list(kpis_cfg.get(k))) for k in
          ("E_IT_J", "E_cooling_J", "E_air_heat_J", "E_hp_el_J", "E_reused_J", "E_heat_to_dh_J", "E_boiler_J",
-          "E_unmet_J", "E_delivered_J", "E_drycooler_J", "E_throttled_J")}
+          "E_unmet_J", "E_delivered_J", "E_drycooler_J", "E_throttled_J", "E_pump_el_J")}
     d["E_DC_J"] = d["E_IT_J"] + d["E_cooling_J"] + d["E_air_heat_J"] / cfg["air_cooling_COP"]
     d["E_grid_J"] = d["E_DC_J"] + d["E_hp_el_J"]
     price = df[kpis_cfg["price_signal"]].to_numpy() if "price_signal" in kpis_cfg else None
@@ -112,6 +114,7 @@ def _summarise(s: pd.Series, cfg: dict) -> dict:
         "E_DC_MWh": E["E_DC_J"] / J_PER_MWH,
         "E_cooling_MWh": E["E_cooling_J"] / J_PER_MWH,
         "E_hp_el_MWh": E["E_hp_el_J"] / J_PER_MWH,
+        "pump_el_MWh": E["E_pump_el_J"] / J_PER_MWH,
         "heat_reused_MWh": E["E_reused_J"] / J_PER_MWH,
         "heat_to_dh_MWh": E["E_heat_to_dh_J"] / J_PER_MWH,
         "heat_delivered_MWh": E["E_delivered_J"] / J_PER_MWH,
@@ -144,10 +147,17 @@ def energy_balance(run_dir: Path, balance: dict) -> dict:
 
 
 def write(run_dir: Path) -> dict:
-    result = compute(run_dir)
-    (Path(run_dir) / "kpis.json").write_text(json.dumps(result, indent=2, allow_nan=False, default=_none_for_nan))
+    result = _finite(compute(run_dir))
+    (Path(run_dir) / "kpis.json").write_text(json.dumps(result, indent=2, allow_nan=False))
     return result
 
 
-def _none_for_nan(x):
-    return None
+def _finite(x):
+    """NaN and infinities become null (JSON has neither)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x

@@ -61,6 +61,7 @@ class PortInfo:
     max: float | None = None
     start: float | None = None
     description: str = ""
+    type: str = "Real"
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def _project_ports(model: str) -> Ports:
         if v.causality in groups:
             groups[v.causality][v.name] = PortInfo(
                 v.name, split_unit(v.name)[1], None if math.isinf(v.min) else v.min,
-                None if math.isinf(v.max) else v.max, v.start)
+                None if math.isinf(v.max) else v.max, v.start, type=v.type)
     return Ports(*(MappingProxyType(groups[k]) for k in ("input", "output", "parameter")))
 
 
@@ -203,7 +204,7 @@ def _fmu_file_ports(path: Path) -> Ports:
     for p in ports.values():
         if p.causality in groups:
             start = float(p.start) if _is_number(_try_float(p.start)) else None
-            groups[p.causality][p.name] = PortInfo(p.name, p.unit, p.min, p.max, start, p.description or "")
+            groups[p.causality][p.name] = PortInfo(p.name, p.unit, p.min, p.max, start, p.description or "", p.type)
     return Ports(*(MappingProxyType(groups[k]) for k in ("input", "output", "parameter")))
 
 
@@ -438,11 +439,17 @@ def _component_specs(table, base: Path, problems: Problems):
             if info.max is not None and value > info.max:
                 problems.add(pw, f"a value <= {info.max:g}" + (f" {info.unit}" if info.unit else ""), value)
                 continue
+            if info.type not in ("Real", "Float64", "Float32", "Boolean") and value != int(value):
+                problems.add(pw, f"a whole number ({model}'s {key} is an {info.type})", value)
+                continue
             checked_params[key] = float(value)
         if kind == "block":
             for q in BLOCKS[model].PARAMS:
                 if q.default is None and q.name not in checked_params and q.name not in params:
                     problems.add(f"{where}.parameters.{q.name}", f"a value ({q.description})", "<nothing>")
+            for port in BLOCKS[model].REQUIRED:
+                if port not in inputs:
+                    problems.add(f"{where}.inputs.{port}", f"a connection (a {model} block needs {port})", "<nothing>")
         sources = {}
         for key, value in inputs.items():
             iw = f"{where}.inputs.{key}"
@@ -594,8 +601,9 @@ def _kpis(table, components, ports, inputs, problems: Problems) -> dict:
                 continue
             out[key] = value
         elif key in KPI_NUMBERS:
-            if not _is_number(value) or value < 0:
-                problems.add(where, "a number >= 0", value)
+            positive = key in ("air_cooling_COP", "boiler_efficiency")     # they divide
+            if not _is_number(value) or value < 0 or (positive and value == 0):
+                problems.add(where, "a number > 0" if positive else "a number >= 0", value)
                 continue
             out[key] = float(value)
     return out
@@ -707,6 +715,8 @@ def _cluster(table, base: Path, problems: Problems, components: dict, ports: dic
         src = _source(value, f"cluster.inputs.{key}", problems)
         if src is not None:
             sources[key] = src
+    if "can_reject_heat" in sources and "T_coolant_K" not in sources:
+        problems.add("cluster.inputs.T_coolant_K", "a connection (can_reject_heat acts together with it)", "<nothing>")
     spec_c = ComponentSpec("cluster", "cluster", "Cluster", None, MappingProxyType({}), MappingProxyType(sources))
     components["cluster"] = spec_c
     ports["cluster"] = _cluster_ports()

@@ -66,7 +66,7 @@ class BlockComponent:
         self.block: Block = BLOCKS[spec.model](spec.name, dict(spec.parameters))
         self.inputs = list(spec.inputs)
         self.outputs = list(self.block.OUTPUTS)
-        # unconnected block inputs read 0, except 'enable' (1) and 'setpoint' (the 'setpoint' parameter, if any)
+        # unconnected block inputs read 0, except 'enable' (1); validation requires the others a block needs
         self._defaults = {n: (1.0 if n == "enable" else 0.0) for n in self.block.INPUTS}
         self._order = [self.block.INPUTS.index(n) for n in self.inputs]
         self._u = np.array([self._defaults[n] for n in self.block.INPUTS])
@@ -164,11 +164,12 @@ class Site:
                 if s.kind == "input" and s.ref not in index:
                     slot(s.ref)
                     self.series_refs.append(s.split())
-        for key in ("price_signal", "carbon_signal"):  # recorded for the KPIs even if no component reads them
-            ref = self.scenario.kpis.get(key)
-            if isinstance(ref, str) and ref.startswith("inputs.") and ref not in index:
-                slot(ref)
-                self.series_refs.append(tuple(ref.split(".", 2)[1:]))
+        # series the KPIs name are recorded even if no component reads them
+        for value in self.scenario.kpis.values():
+            for ref in ([value] if isinstance(value, str) else value if isinstance(value, tuple) else ()):
+                if isinstance(ref, str) and ref.startswith("inputs.") and ref not in index:
+                    slot(ref)
+                    self.series_refs.append(tuple(ref.split(".", 2)[1:]))
         self.series_slice = slice(self.n_outputs, len(names))
         self.n_recorded = len(names)
         consts, delays = [], []

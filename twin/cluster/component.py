@@ -80,7 +80,7 @@ class ClusterComponent:
         return ThermalDispatch(sig, max_defer_s=c.max_defer_s)
 
     def _power(self) -> dict:
-        names = {j.power_model for j in self.jobs} | {DEFAULT_POWER_MODEL, "square_wave"}
+        names = sorted({j.power_model for j in self.jobs} | {DEFAULT_POWER_MODEL, "square_wave"})  # a fixed order
         model = standin_power()
         return {n: model for n in names}
 
