@@ -168,3 +168,22 @@ def test_cluster_table_problems_are_listed(tmp_path):
     assert "cluster.scheduler: expected one of fifo, easy, thermal, found 'thermol' (did you mean 'thermal'?)" in msg
     assert "cluster.racks: expected a whole number >= 1, found 0" in msg
     assert "cluster.jobs: expected an existing file" in msg
+
+
+def test_a_fitted_power_model_file_drives_its_class(tmp_path, fmu_path):
+    """A model file as `twin fit-power` writes it, named for fine-tuning in [cluster] power_models: the jobs draw
+    its power (higher than the stand-in's), the energy stays conserved and the plant's balance closes."""
+    from twin.cluster.power import MODEL_FORMAT, MODEL_VERSION, Ar1Noise, TrainingPower, model_to_dict
+
+    site = make_site(tmp_path / "site", "fifo")
+    model = TrainingPower(60.0, 690.0, 420.0, 0.8, 2.5, 150.0, 1800.0, 30.0, Ar1Noise(10.0, 1.0, 1.0))
+    (site.parent / "ft.json").write_text(json.dumps({"format": MODEL_FORMAT, "version": MODEL_VERSION,
+                                                     "workload_class": "fine_tuning", "model": model_to_dict(model)}))
+    text = site.read_text().replace('scheduler = "fifo"', 'scheduler = "fifo"\npower_models = { fine_tuning = "ft.json" }')
+    site.write_text(text)
+    runner.run(site, tmp_path / "fitted", progress=False, report=False)
+    runner.run(make_site(tmp_path / "site2", "fifo"), tmp_path / "standin", progress=False, report=False)
+    fitted = json.loads((tmp_path / "fitted" / "kpis.json").read_text())["total"]
+    standin = json.loads((tmp_path / "standin" / "kpis.json").read_text())["total"]
+    # the jobs: 160 GPUs x 6 h; fitted ~ (0.8 x 690 + 0.2 x 420) W = 636 W a GPU, the stand-in 525 W: +0.107 MWh
+    assert fitted["E_IT_MWh"] - standin["E_IT_MWh"] == pytest.approx(0.160 * 6 * (0.636 - 0.525), rel=0.05)

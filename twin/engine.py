@@ -56,6 +56,7 @@ class Engine:
 
             self.cluster = ClusterComponent(scenario.cluster, lambda: self.env, TICKS_PER_S,
                                             self._hourly_signals(series, scenario.cluster.signal_refs))
+            self.cluster.seed = scenario.run.seed     # the fitted power models' noise
         self.site = Site(scenario, cluster=self.cluster)
         self.cursor = InputCursor(series, self.site.series_refs, self.h_s)
 

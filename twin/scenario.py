@@ -39,7 +39,7 @@ from .units import parse_duration_s, split_unit, to_si
 TOP_KEYS = ("run", "inputs", "components", "cluster", "kpis", "balance")
 CLUSTER_KEYS = ("racks", "nodes_per_rack", "gpus_per_node", "P_idle_W", "P_max_W", "f_liquid", "jobs", "scheduler",
                 "heat_signal", "price_signal", "carbon_signal", "w_heat", "w_price", "w_carbon", "max_defer_s", "cap",
-                "inputs", "description")
+                "power_models", "inputs", "description")
 CAP_KEYS = ("T_cap_K", "T_release_K", "cap_W")
 RUN_KEYS = ("name", "start", "duration", "step_s", "seed", "chunk_rows", "description")
 INPUT_KEYS = ("file", "interpolate", "description")
@@ -695,6 +695,33 @@ def _cluster(table, base: Path, problems: Problems, components: dict, ports: dic
                                 float(cap_t.get("cap_W", math.nan)))
             except (TwinError, TypeError, ValueError) as e:
                 problems.add("cluster.cap", "T_cap_K >= T_release_K > 0 and cap_W > 0", f"<{e}>")
+    power_models = {}
+    pm = table.get("power_models", {})
+    if not isinstance(pm, Mapping):
+        problems.add("cluster.power_models", "a table { workload_class = \"model.json\" }", pm)
+        pm = {}
+    from .cluster.jobs import WorkloadClass
+
+    classes = [c.value for c in WorkloadClass]
+    for cls, file in pm.items():
+        where = f"cluster.power_models.{cls}"
+        if cls not in classes:
+            problems.add(where, f"a workload class ({', '.join(classes)})", "<an unknown class>", _suggest(cls, classes))
+            continue
+        if not isinstance(file, str):
+            problems.add(where, "a power model file (from twin fit-power) relative to the scenario file", file)
+            continue
+        fp = (base / file).resolve()
+        if not fp.is_file():
+            problems.add(where, "an existing file (relative to the scenario file)", f"<{fp} does not exist>")
+            continue
+        from .cluster.power import load_power_model
+        try:
+            load_power_model(fp)
+        except (ScenarioError, TwinError) as e:
+            problems.add(where, "a valid power model file", f"<{e}>")
+            continue
+        power_models[cls] = fp
     spec = None
     try:
         spec = ClusterSpec(n_racks=ints["racks"], nodes_per_rack=ints["nodes_per_rack"],
@@ -724,4 +751,4 @@ def _cluster(table, base: Path, problems: Problems, components: dict, ports: dic
         return None
     return ClusterConfig(spec=spec, jobs_path=jobs_path, scheduler=scheduler, cap=cap, signal_refs=refs,
                          weights={k: float(nums[k]) for k in ("w_heat", "w_price", "w_carbon")},
-                         max_defer_s=int(max_defer))
+                         max_defer_s=int(max_defer), power_models=power_models)

@@ -5,9 +5,10 @@ Each plant step [t0, t1) it reports the exact IT energy the cluster drew (integr
 it the plant's coolant temperature and whether the plant can reject heat, which cap the GPUs from the next step on
 (``Cluster.set_thermal_state``). It knows nothing of the plant: the engine routes those values.
 
-Power models: a job's ``power_model`` names one; ``square_wave`` (the default of the generic job table) is the
-stand-in of ``SquareWavePower`` with per-class levels typical of 700 W-class training GPUs (below). Fitted power
-model files (``twin fit-power``) plug in through ``FittedPower``.
+Power models: the [cluster] table's ``power_models`` gives a fitted model file (``twin fit-power``) per workload
+class, used through ``FittedPower`` (caps then do not change those jobs' power: no cap response is fitted per
+class yet); the other classes run the stand-in ``SquareWavePower`` with per-class levels typical of 700 W-class
+training GPUs (below).
 """
 from __future__ import annotations
 
@@ -48,6 +49,25 @@ class ClusterConfig:
     signal_refs: dict            # heat / price / carbon -> "inputs.NAME.column" (thermal dispatch)
     weights: dict                # w_heat, w_price, w_carbon
     max_defer_s: int
+    power_models: dict = None    # workload class value -> fitted power model file (twin fit-power)
+
+
+class ByClass:
+    """Power model of a job by its workload class: the fitted model where the scenario gives one, the stand-in
+    square wave for the other classes."""
+
+    def __init__(self, fitted, fallback):
+        self.fitted, self.fallback = fitted, fallback
+        self.classes = set(fitted.models) if fitted is not None else set()
+
+    def _m(self, job):
+        return self.fitted if job.workload_class in self.classes else self.fallback
+
+    def stretch(self, job, cap_W):
+        return self._m(job).stretch(job, cap_W)
+
+    def energy_J(self, job, p0_s, p1_s, cap_W):
+        return self._m(job).energy_J(job, p0_s, p1_s, cap_W)
 
 
 class ClusterComponent:
@@ -61,6 +81,7 @@ class ClusterComponent:
         from .traces import read_jobs
 
         self.config = config
+        self.seed = 0
         self._env = env
         self.tps = ticks_per_s
         self.jobs = read_jobs(config.jobs_path)
@@ -82,6 +103,13 @@ class ClusterComponent:
     def _power(self) -> dict:
         names = sorted({j.power_model for j in self.jobs} | {DEFAULT_POWER_MODEL, "square_wave"})  # a fixed order
         model = standin_power()
+        if self.config.power_models:
+            from .power import load_power_model
+            from .sim import FittedPower
+
+            fitted = FittedPower({WorkloadClass(c): load_power_model(p) for c, p in self.config.power_models.items()},
+                                 seed=self.seed)
+            model = ByClass(fitted, model)
         return {n: model for n in names}
 
     def _build(self) -> Cluster:
