@@ -367,3 +367,11 @@ def test_port_coupling_outflows_carry_the_outlet_values_the_master_saw(fmu_path,
     end = out.iloc[-1]
     residual = end["E_charge_J"] - end["E_discharge_J"] - end["E_loss_J"] - end["E_stored_J"]
     assert abs(residual) < 1e-9 * (end["E_charge_J"] + end["E_discharge_J"])
+
+
+def test_port_coupling_refuses_a_step_that_moves_more_than_a_layer(fmu_path):
+    from twin.errors import FmuError
+
+    t = np.array([0.0, 60.0])
+    with pytest.raises(FmuError, match=r"port_coupling = 1: .* more than a layer holds"):
+        simulate(fmu_path, t, {"mdot_discharge_kg_s": 10.0}, {"port_coupling": 1, "V_m3": 0.2})

@@ -116,3 +116,27 @@ def test_every_flow_input_refuses_reversed_flow(fmu_path, model):
     flows = [p for p in _real_inputs(fmu_path(model)) if p.name.startswith("mdot")]
     for p in flows:
         assert p.min is not None and p.min >= 0.0, f"{model}: {p.name} must refuse reversed flow (min >= 0)"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_state_saved_before_initialization_is_not_stepped(fmu_path, model):
+    """FMI 2.0 allows fmi2GetFMUstate before initialization; setting such a state back must not let the FMU step
+    on an empty state (that would read uninitialized layers, parcels, ...): fmi2DoStep is refused."""
+    from fmpy import extract, read_model_description
+    from fmpy.fmi1 import FMICallException
+    from fmpy.fmi2 import FMU2Slave
+
+    path = str(fmu_path(model))
+    md = read_model_description(path)
+    slave = FMU2Slave(guid=md.guid, unzipDirectory=extract(path), modelIdentifier=md.coSimulation.modelIdentifier)
+    slave.instantiate()
+    early = slave.getFMUstate()
+    slave.setupExperiment(startTime=0.0)
+    slave.enterInitializationMode()
+    slave.exitInitializationMode()
+    slave.doStep(0.0, 60.0)
+    slave.setFMUstate(early)
+    with pytest.raises(FMICallException):
+        slave.doStep(60.0, 60.0)
+    slave.freeFMUstate(early)
+    slave.freeInstance()

@@ -59,3 +59,30 @@ def test_mean_outlet_carries_exactly_the_coolant_heat_of_the_step(fmu_path):
     cp = fit().cp_J_kgK(0.5 * (T_in[:-1] + out["T_out_K"].to_numpy()[:-1]))     # the step's cp, as the model uses
     heat = mdot[:-1] * cp * (out["T_out_mean_K"].to_numpy()[1:] - T_in[:-1]) * 60.0
     assert np.allclose(heat, np.diff(out["E_coolant_J"].to_numpy()), rtol=1e-12, atol=1e-6)
+
+
+def test_without_flow_the_node_is_held_at_T_max_and_the_rest_is_shed(fmu_path):
+    # 150 kW, 75 % to the liquid, C = 2e5 J/K: 0.5625 K/s; from 40 C the node reaches 80 C after 71.1 s
+    t = np.arange(0, 601, 60.0)
+    n = t.size
+    out = simulate_table(fmu_path("RackLoop"), t, {"P_IT_W": np.full(n, 150e3), "mdot_kg_s": np.zeros(n),
+                                                    "T_in_K": np.full(n, 313.15)},
+                         parameters={"T_start_K": 313.15, "T_max_K": 353.15})
+    assert out["T_out_K"].max() == pytest.approx(353.15, abs=T_ATOL_K)
+    t_hit = 40.0 * 2e5 / (0.75 * 150e3)
+    assert out["E_IT_J"].iloc[-1] == pytest.approx(150e3 * t_hit, rel=1e-12)       # then no flow carries heat away
+    assert out["E_shed_J"].iloc[-1] == pytest.approx(150e3 * (600 - t_hit), rel=1e-12)
+    end = out.iloc[-1]
+    assert end["E_IT_J"] == pytest.approx(end["E_liquid_J"] + end["E_air_J"], rel=BALANCE_RTOL)
+    assert end["E_liquid_J"] == pytest.approx(end["E_coolant_J"] + end["E_stored_J"], rel=BALANCE_RTOL)
+    assert list(out["overtemp"].iloc[2:]) == [1.0] * (n - 2)
+
+
+def test_tiny_flows_behave_like_zero_flow(fmu_path):
+    t = np.array([0.0, 60.0])
+    runs = [simulate_table(fmu_path("RackLoop"), t, {"P_IT_W": np.full(2, 150e3), "mdot_kg_s": np.full(2, m),
+                                                      "T_in_K": np.full(2, 303.15)}).iloc[-1]
+            for m in (0.0, 1e-300, 1e-16, 1e-12)]
+    for r in runs[1:]:
+        assert r["T_out_K"] == pytest.approx(runs[0]["T_out_K"], abs=1e-6)
+        assert abs(r["E_coolant_J"]) < 1e-3 and np.isfinite(r["T_out_mean_K"])

@@ -50,6 +50,7 @@ class Engine:
         series = {name: read_series(name, spec.path, start, spec.interpolate) for name, spec in scenario.inputs.items()}
         self.k = 0                       # steps done
         self.env = simpy.Environment(initial_time=0)
+        self.fault_log: list[dict] = []  # faults that happened (events.parquet)
         self.cluster = None
         if scenario.cluster is not None:
             from .cluster.component import ClusterComponent
@@ -121,7 +122,7 @@ class Engine:
                     batch = max(1, min(batch, (int(nxt) - env.now) // h_ticks))
                 if ckpt_every:
                     batch = min(batch, ckpt_every - k % ckpt_every)
-                yield env.timeout(batch * h_ticks)
+                yield _urgent_timeout(env, batch * h_ticks)
                 if fast is not None:
                     stop = k + batch
                     while k < stop:
@@ -151,6 +152,11 @@ class Engine:
                     writer.flush()
                     engine.checkpoint(out_dir / "checkpoints" / f"step_{k:09d}.ckpt", writer.rows_written)
 
+        for f in self.scenario.faults:       # the faults still to come (on a resume: from the checkpoint's time)
+            if f.at_s * TICKS_PER_S >= env.now:
+                env.process(self._fault(f, f.at_s, f.value, "fault"))
+            if f.until_s is not None and f.until_s * TICKS_PER_S >= env.now:
+                env.process(self._fault(f, f.until_s, f.value_after, "fault_end"))
         try:
             proc = env.process(plant())
             env.run(until=proc)
@@ -162,6 +168,14 @@ class Engine:
                 bar.close()
         return RunResult(out_dir, self.k, end, interrupted, time.perf_counter() - wall0)
 
+    def _fault(self, fault, t_s: int, value: float, kind: str):
+        """A fault's SimPy process: at t_s, after the plant step that ends there, the port takes the value; it
+        acts from the next step on."""
+        yield self.env.timeout(t_s * TICKS_PER_S - self.env.now)
+        self.site.components[fault.component].fmu.set({fault.port: value})
+        self.fault_log.append({"time_s": float(t_s), "kind": kind, "source": fault.component,
+                               "detail": f"{fault.port} = {value:g}" + (f" ({fault.description})" if fault.description else "")})
+
     # ---- checkpoints ----
 
     def checkpoint(self, path: Path, rows_written: int) -> None:
@@ -172,7 +186,7 @@ class Engine:
                 "scenario_text": self.scenario.text, "k": self.k, "rows_written": rows_written,
                 "run": {"start": run.start.isoformat(), "duration_s": run.duration_s, "step_s": run.step_s},
                 "input_sha256": input_hashes(self.scenario), "fmus": self.site.fmu_info(),
-                "site": self.site.get_state()}
+                "fault_log": list(self.fault_log), "site": self.site.get_state()}
         tmp = path.with_suffix(".part")
         with open(tmp, "wb") as f:
             pickle.dump(blob, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -182,6 +196,17 @@ class Engine:
         self.k = blob["k"]
         self.env = simpy.Environment(initial_time=self.k * self.h_ticks)   # before the site: the cluster lives in it
         self.site.set_state(blob["site"])
+        self.fault_log = list(blob.get("fault_log", []))
+
+
+def _urgent_timeout(env: simpy.Environment, delay: int) -> simpy.Event:
+    """A timeout that, at its time, comes before the ordinary events of that time: the plant steps over [t-h, t)
+    first; a job or fault event at t then acts from the next step on."""
+    ev = simpy.Event(env)
+    ev._ok = True
+    ev._value = None
+    env.schedule(ev, simpy.core.URGENT, delay)
+    return ev
 
 
 def input_hashes(scenario: Scenario) -> dict:

@@ -260,8 +260,10 @@ def rewrite_model_structure(md_path: Path) -> None:
     by_name = {v.name: v for v in variables}
     doc_vars = [by_name[sv.get("name")] for sv in root.iter("ScalarVariable")]
     outputs, initial = model_structure(doc_vars)
+    # dependencies="": an output describes the last step; setting an input does not change it before the next
+    # fmi2DoStep (no direct feedthrough at a communication point)
     block = ["  <ModelStructure>", "    <Outputs>"]
-    block += [f'      <Unknown index="{i}"/>' for i in outputs]
+    block += [f'      <Unknown index="{i}" dependencies=""/>' for i in outputs]
     block += ["    </Outputs>", "    <InitialUnknowns>"]
     block += [f'      <Unknown index="{i}"/>' for i in initial]
     block += ["    </InitialUnknowns>", "  </ModelStructure>"]

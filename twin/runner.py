@@ -59,7 +59,8 @@ def _write_scenario_copy(sc: scenario_mod.Scenario, out_dir: Path) -> None:
 def _write_events(out_dir: Path, engine: Engine) -> None:
     """events.parquet (jobs, faults, alarms) and, with a cluster, cluster_service.json (job service levels)."""
     schema = pa.schema([("time_s", pa.float64()), ("kind", pa.string()), ("source", pa.string()), ("detail", pa.string())])
-    rows = engine.cluster.event_rows() if engine.cluster is not None else []
+    rows = list(engine.fault_log) + (engine.cluster.event_rows() if engine.cluster is not None else [])
+    rows.sort(key=lambda r: r["time_s"])          # stable: faults before job events of the same time
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out_dir / "events.parquet")
     if engine.cluster is not None and engine.cluster.cluster is not None:
         import dataclasses

@@ -36,7 +36,8 @@ from .blocks import BLOCKS
 from .errors import FmuError, ScenarioError
 from .units import parse_duration_s, split_unit, to_si
 
-TOP_KEYS = ("run", "inputs", "components", "cluster", "kpis", "balance")
+TOP_KEYS = ("run", "inputs", "components", "cluster", "faults", "kpis", "balance")
+FAULT_KEYS = ("at", "until", "component", "port", "value", "description")
 CLUSTER_KEYS = ("racks", "nodes_per_rack", "gpus_per_node", "P_idle_W", "P_max_W", "f_liquid", "jobs", "scheduler",
                 "heat_signal", "price_signal", "carbon_signal", "w_heat", "w_price", "w_carbon", "max_defer_s", "cap",
                 "power_models", "inputs", "description")
@@ -62,6 +63,7 @@ class PortInfo:
     start: float | None = None
     description: str = ""
     type: str = "Real"
+    variability: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,21 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
+class Fault:
+    """From ``at_s`` (seconds from the run's start) the FMU port ``port`` of ``component`` (an input no connection
+    feeds, or a tunable parameter) takes ``value``; from ``until_s`` (if any) it takes ``value_after`` again (the
+    scenario's value of the port, or the model's default)."""
+
+    at_s: int
+    until_s: int | None
+    component: str
+    port: str
+    value: float
+    value_after: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class InputSpec:
     name: str
     path: Path
@@ -131,6 +148,7 @@ class Scenario:
     balance: Mapping[str, tuple[str, ...]]
     text: str = field(repr=False, default="")
     cluster: Any = None             # twin.cluster.component.ClusterConfig, or None (IT load from a series)
+    faults: tuple = ()              # Fault, in file order
 
 
 class Problems:
@@ -192,7 +210,7 @@ def _project_ports(model: str) -> Ports:
         if v.causality in groups:
             groups[v.causality][v.name] = PortInfo(
                 v.name, split_unit(v.name)[1], None if math.isinf(v.min) else v.min,
-                None if math.isinf(v.max) else v.max, v.start, type=v.type)
+                None if math.isinf(v.max) else v.max, v.start, type=v.type, variability=v.variability)
     return Ports(*(MappingProxyType(groups[k]) for k in ("input", "output", "parameter")))
 
 
@@ -204,7 +222,8 @@ def _fmu_file_ports(path: Path) -> Ports:
     for p in ports.values():
         if p.causality in groups:
             start = float(p.start) if _is_number(_try_float(p.start)) else None
-            groups[p.causality][p.name] = PortInfo(p.name, p.unit, p.min, p.max, start, p.description or "", p.type)
+            groups[p.causality][p.name] = PortInfo(p.name, p.unit, p.min, p.max, start, p.description or "", p.type,
+                                                   p.variability)
     return Ports(*(MappingProxyType(groups[k]) for k in ("input", "output", "parameter")))
 
 
@@ -275,9 +294,11 @@ def validate(data: Mapping, path: Path, text: str = "") -> Scenario:
                 problems.add(f"cluster.{name}_signal", "a column of a declared input series (\"inputs.NAME.column\")", ref)
     kpis = _kpis(data.get("kpis", {}), components, ports, inputs, problems)
     balance = _balance(data.get("balance", {}), components, ports, problems)
+    faults = _faults(data.get("faults", []), run, components, ports, problems)
     problems.raise_if_any()
     return Scenario(path=path, run=run, inputs=MappingProxyType(inputs), components=MappingProxyType(components),
-                    kpis=MappingProxyType(kpis), balance=MappingProxyType(balance), text=text, cluster=cluster)
+                    kpis=MappingProxyType(kpis), balance=MappingProxyType(balance), text=text, cluster=cluster,
+                    faults=tuple(faults))
 
 
 def _run_spec(run, problems: Problems) -> RunSpec | None:
@@ -752,3 +773,68 @@ def _cluster(table, base: Path, problems: Problems, components: dict, ports: dic
     return ClusterConfig(spec=spec, jobs_path=jobs_path, scheduler=scheduler, cap=cap, signal_refs=refs,
                          weights={k: float(nums[k]) for k in ("w_heat", "w_price", "w_carbon")},
                          max_defer_s=int(max_defer), power_models=power_models)
+
+
+def _time_s(value, run: RunSpec | None, where: str, problems: Problems) -> int | None:
+    """A fault time: a TOML date-time (UTC) or a duration from the run's start ("36h", "2d", seconds)."""
+    if isinstance(value, _dt.datetime) and run is not None:
+        t = (value - run.start).total_seconds()
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        try:
+            t = parse_duration_s(value)
+        except ValueError:
+            t = None
+    else:
+        t = None
+    if t is None or t != t or t < 0 or t != int(t):
+        problems.add(where, "a date-time in the run or a whole duration from its start (\"36h\", \"2d\", seconds)", value)
+        return None
+    if run is not None and t > run.duration_s:
+        problems.add(where, f"a time within the run (0 .. {run.duration_s} s)", value)
+        return None
+    return int(t)
+
+
+def _faults(table, run, components, ports, problems: Problems) -> list:
+    if not isinstance(table, list):
+        problems.add("faults", "an array of tables [[faults]]", table)
+        return []
+    out = []
+    for i, f in enumerate(table):
+        where = f"faults[{i}]"
+        if not isinstance(f, Mapping):
+            problems.add(where, "a table with at, component, port, value", f)
+            continue
+        _check_keys(f, FAULT_KEYS, where, problems)
+        comp, port, value = f.get("component"), f.get("port"), f.get("value")
+        at = _time_s(f.get("at"), run, f"{where}.at", problems)
+        until = _time_s(f["until"], run, f"{where}.until", problems) if "until" in f else None
+        if at is not None and until is not None and until <= at:
+            problems.add(f"{where}.until", f"a time after at ({at} s)", f["until"])
+        if comp not in components or components[comp].kind != "fmu":
+            problems.add(f"{where}.component", "an FMU component of the scenario", comp,
+                         _suggest(str(comp), [n for n, c in components.items() if c.kind == "fmu"]))
+            continue
+        spec, p = components[comp], ports[comp]
+        info = p.inputs.get(port) or p.parameters.get(port)
+        if info is None:
+            problems.add(f"{where}.port", f"an input or parameter of {spec.model}", port,
+                         _unknown_key_hint(str(port), list(p.inputs) + list(p.parameters)))
+            continue
+        if port in p.parameters and info.variability == "fixed":
+            problems.add(f"{where}.port", f"an input or a tunable parameter ({port} is fixed after initialization)", port)
+            continue
+        if port in spec.inputs and spec.inputs[port].kind != "const":
+            problems.add(f"{where}.port", "an input no connection feeds (a connected input gets its value every step)", port)
+            continue
+        if isinstance(value, bool):
+            value = float(value)
+        if not _is_number(value) or (info.min is not None and value < info.min) or (info.max is not None and value > info.max):
+            problems.add(f"{where}.value", f"a number in [{info.min}, {info.max}]", value)
+            continue
+        after = spec.parameters.get(port, spec.inputs[port].value if port in spec.inputs else info.start)
+        if at is None or (f.get("until") is not None and until is None):
+            continue
+        out.append(Fault(at, until, comp, port, float(value), float(after if after is not None else 0.0),
+                         str(f.get("description", ""))))
+    return out

@@ -29,7 +29,8 @@ class FmuComponent:
         self.spec = spec
         path = spec.fmu_path or fmu_build.ensure_built(spec.model)
         self.fmu = Fmu(path, instance_name=spec.name)
-        self.inputs = list(spec.inputs)
+        # constant inputs are set once, at setup (a fault may change them later); the others are routed each step
+        self.inputs = [port for port, s in spec.inputs.items() if s.kind != "const"]
         self.outputs = [p.name for p in self.fmu.ports.values() if p.causality == "output"]
 
     def setup(self, t_s: float) -> np.ndarray:

@@ -236,6 +236,13 @@ int model_step(ModelInstance *comp, double t_s, double h_s) {
         double e[3] = {0.0, 0.0, 0.0};
         const double h_out[2] = {M.h[0], M.h[n - 1]};        /* the outlets as the master saw them */
         const double *fixed = (int)V(port_coupling) == 1 ? h_out : NULL;
+        if (fixed && m_through * h_s > M.m_layer_kg) {
+            /* more than a layer's water leaving at a fixed enthalpy would undershoot without bound */
+            model_log_error(comp, "port_coupling = 1: %g kg leave in one step of %g s, more than a layer holds "
+                            "(%g kg); use shorter steps, fewer layers or port_coupling = 0", m_through * h_s, h_s,
+                            M.m_layer_kg);
+            return MODEL_ERROR;
+        }
         for (int k = 0; k < n_sub; k++) substep(comp, dt, theta, mc, hc, md, hd, T_amb, UA, fixed, e);
         V(E_charge_J) += e[0];
         V(E_discharge_J) += e[1];

@@ -113,20 +113,29 @@ fmi2Component fmi2Instantiate(fmi2String instanceName, fmi2Type fmuType, fmi2Str
                               fmi2String fmuResourceLocation, const fmi2CallbackFunctions *functions,
                               fmi2Boolean visible, fmi2Boolean loggingOn) {
     (void)fmuResourceLocation; (void)visible;
-    ModelInstance tmp = {0};
-    tmp.instanceName = instanceName ? instanceName : "?";
-    tmp.functions = functions;
-    if (fmuType != fmi2CoSimulation) { fail(&tmp, "fmi2Instantiate: %s supports co-simulation only", MODEL_NAME); return NULL; }
-    if (!fmuGUID || strcmp(fmuGUID, INSTANTIATION_TOKEN) != 0) {
-        fail(&tmp, "fmi2Instantiate: GUID %s does not match %s", fmuGUID ? fmuGUID : "(null)", INSTANTIATION_TOKEN);
+    const char *inst = instanceName ? instanceName : "?";
+    ModelInstance *comp = (ModelInstance *)calloc(1, sizeof(ModelInstance));   /* large: never on the stack */
+    if (!comp) {
+        if (functions && functions->logger)
+            functions->logger(functions->componentEnvironment, inst, fmi2Error, "logStatusError", "fmi2Instantiate: out of memory");
         return NULL;
     }
-    ModelInstance *comp = (ModelInstance *)calloc(1, sizeof(ModelInstance));
-    if (!comp) { fail(&tmp, "fmi2Instantiate: out of memory"); return NULL; }
-    size_t n = strlen(tmp.instanceName) + 1;
+    comp->instanceName = inst;
+    comp->functions = functions;
+    if (fmuType != fmi2CoSimulation) {
+        fail(comp, "fmi2Instantiate: %s supports co-simulation only", MODEL_NAME);
+        free(comp);
+        return NULL;
+    }
+    if (!fmuGUID || strcmp(fmuGUID, INSTANTIATION_TOKEN) != 0) {
+        fail(comp, "fmi2Instantiate: GUID %s does not match %s", fmuGUID ? fmuGUID : "(null)", INSTANTIATION_TOKEN);
+        free(comp);
+        return NULL;
+    }
+    size_t n = strlen(inst) + 1;
     char *name = (char *)malloc(n);
     if (!name) { free(comp); return NULL; }
-    memcpy(name, tmp.instanceName, n);
+    memcpy(name, inst, n);
     comp->instanceName = name;
     comp->functions = functions;
     comp->loggingOn = loggingOn;
@@ -165,6 +174,7 @@ fmi2Status fmi2ExitInitializationMode(fmi2Component c) {
     ModelInstance *comp = (ModelInstance *)c;
     if (comp->phase != PHASE_INITIALIZATION) return fail(comp, "fmi2ExitInitializationMode: not in initialization mode");
     if (model_init(comp) != MODEL_OK) { comp->phase = PHASE_ERROR; return fmi2Error; }
+    comp->st.initialized = 1;
     comp->phase = PHASE_STEPPING;
     return check_outputs(comp, "fmi2ExitInitializationMode");
 }
@@ -262,7 +272,8 @@ fmi2Status fmi2SetFMUstate(fmi2Component c, fmi2FMUstate FMUstate) {
     ModelInstance *comp = (ModelInstance *)c;
     if (!FMUstate) return fail(comp, "fmi2SetFMUstate: null state");
     memcpy(&comp->st, FMUstate, sizeof(InstanceState));
-    comp->phase = PHASE_STEPPING;
+    /* a state saved before initialization ended goes back to before it, not to stepping on an empty state */
+    comp->phase = comp->st.initialized ? PHASE_STEPPING : PHASE_INSTANTIATED;
     return fmi2OK;
 }
 

@@ -36,6 +36,7 @@ typedef struct {
 typedef struct {
     double v[N_VARS];
     double time_s;
+    int initialized;          /* 1 once initialization mode has ended: a state saved before it cannot be stepped */
     ModelState m;
 } InstanceState;
 
