@@ -180,7 +180,7 @@ def build(model: str, *, quiet: bool = True) -> Path:
     ext = {"linux64": ".so", "darwin64": ".dylib", "win64": ".dll"}.get(tag, ".so")
     lib = gen / f"{model}{ext}"
     cmd = [compiler(), "-shared", "-fPIC", "-O2", "-std=gnu11", "-fvisibility=hidden", "-ffp-contract=off",
-           "-Wall", "-Wextra", "-Wno-unused-parameter",
+           "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror=implicit-function-declaration",
            f'-DMODEL_SOURCE="{(folder / "model.c").as_posix()}"',
            f"-I{fmi_headers_dir()}", f"-I{gen}", f"-I{water_h.parent}", f"-I{COMMON_DIR}", f"-I{folder}",
            str(COMMON_DIR / "fmi2_wrapper.c"), "-o", str(lib), "-lm"]

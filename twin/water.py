@@ -80,13 +80,17 @@ def c_header(wf: WaterFit) -> str:
         + _c_poly("water_cp", wf.cp_coeffs, "specific heat capacity, J/(kg K)")
         + _c_poly("water_rho", wf.rho_coeffs, "density, kg/m3")
         + _c_poly("water_h", h_scaled, "specific enthalpy relative to 0 C, J/kg: the exact integral of water_cp")
-        + "/* temperature from enthalpy: Newton on water_h, whose derivative is water_cp */\n"
-        "static inline double water_T_from_h(double h_J_kg) {\n"
-        "    double T = 273.15 + h_J_kg / 4186.0;\n"
+        + "/* temperature from enthalpy: Newton on water_h (whose derivative is water_cp) from a guess; from a close\n"
+        " * guess (the previous temperature of a layer or parcel) one or two iterations */\n"
+        "static inline double water_T_from_h_near(double h_J_kg, double T_guess_K) {\n"
+        "    double T = T_guess_K;\n"
         "    for (int i = 0; i < 30; i++) {\n"
         "        const double dT = (water_h(T) - h_J_kg) / water_cp(T);\n"
         "        T -= dT;\n"
         "        if (fabs(dT) < 1e-11) break;\n"
         "    }\n"
-        "    return T;\n}\n\n#endif\n"
+        "    return T;\n}\n\n"
+        "/* temperature from enthalpy */\n"
+        "static inline double water_T_from_h(double h_J_kg) {\n"
+        "    return water_T_from_h_near(h_J_kg, 273.15 + h_J_kg / 4186.0);\n}\n\n#endif\n"
     )

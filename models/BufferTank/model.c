@@ -30,17 +30,6 @@ typedef struct {
 
 _Static_assert(VR_T_layer_K_32 == VR_T_layer_K_1 + N_MAX - 1, "T_layer_K[1..N_MAX] need consecutive value references");
 
-/* Temperature from enthalpy by Newton on water_h, started from a close guess (one or two iterations). */
-static double T_from_h_near(double h, double T_guess) {
-    double T = T_guess;
-    for (int it = 0; it < 30; it++) {
-        const double dT = (water_h(T) - h) / water_cp(T);
-        T -= dT;
-        if (fabs(dT) < 1e-11) break;
-    }
-    return T;
-}
-
 /* Mixes every run of inverted layers (mean enthalpy of an upper run below that of the run beneath it) into
  * one layer of equal enthalpy, conserving energy: the pool-adjacent-violators algorithm, whose result is the
  * non-increasing (top to bottom) profile reached by repeated pairwise mixing. */
@@ -65,7 +54,7 @@ static void mix_inversions(ModelInstance *comp) {
         const double hm = sum[b] / cnt[b];
         double Tg = 0.0;
         for (int k = 0; k < cnt[b]; k++) Tg += M.T[i + k];
-        const double Tm = T_from_h_near(hm, Tg / cnt[b]);
+        const double Tm = water_T_from_h_near(hm, Tg / cnt[b]);
         for (int k = 0; k < cnt[b]; k++) { M.h[i + k] = hm; M.T[i + k] = Tm; }
     }
 }
@@ -80,7 +69,7 @@ static void set_outputs(ModelInstance *comp) {
     }
     V(T_top_K) = M.T[0];
     V(T_bottom_K) = M.T[n - 1];
-    V(T_mean_K) = T_from_h_near(hsum / n, Tsum / n);
+    V(T_mean_K) = water_T_from_h_near(hsum / n, Tsum / n);
     V(E_stored_J) = M.m_layer_kg * dE;
     V(m_water_kg) = M.m_layer_kg * n;
     double *T_layer = &V(T_layer_K_1);
@@ -207,7 +196,7 @@ static void substep(ModelInstance *comp, double dt, double theta, double mc, dou
     for (int i = 0; i < n; i++) {
         const double T_lin = M.T[i] + y[i] * inv_cp[i];
         M.h[i] += y[i];
-        M.T[i] = T_from_h_near(M.h[i], T_lin);
+        M.T[i] = water_T_from_h_near(M.h[i], T_lin);
     }
     mix_inversions(comp);
 }

@@ -95,17 +95,6 @@ static inline double plugflow_film_W_m2K(const PlugFlowParams *par, double mdot_
     return Nu * k / D;
 }
 
-/* Temperature from specific enthalpy by Newton on water_h (derivative water_cp) from a close guess. */
-static inline double plugflow_T_from_h(double h_J_kg, double T_guess_K) {
-    double T = T_guess_K;
-    for (int i = 0; i < 30; i++) {
-        const double dT = (water_h(T) - h_J_kg) / water_cp(T);
-        T -= dT;
-        if (fabs(dT) < 1e-11) break;
-    }
-    return T;
-}
-
 static inline PlugFlowParcel *plugflow_parcel(PlugFlow *p, int i) { return &p->q[p->head + i]; }
 
 /* Set up a pipe full of water at T0_K, the wall at T0_K too. Returns 0, or -1 for impossible parameters. */
@@ -177,7 +166,7 @@ static inline void plugflow_merge_one(PlugFlow *p, double m_cap) {
     const double lo = fmin(fmin(Ta0, Ta1), fmin(Tb0, Tb1)), hi = fmax(fmax(Ta0, Ta1), fmax(Tb0, Tb1));
     a->h_J_kg = (a->m_kg * a->h_J_kg + b->m_kg * b->h_J_kg) / m;
     a->m_kg = m;
-    a->T_K = plugflow_T_from_h(a->h_J_kg, a->T_K);
+    a->T_K = water_T_from_h_near(a->h_J_kg, a->T_K);
     /* the profile from the downstream end of a to the upstream end of b, kept within the ends' range */
     const double half = fmax(0.0, fmin(a->T_K - lo, hi - a->T_K));
     a->dT_K = fmax(-2.0 * half, fmin(2.0 * half, Tb1 - Ta0));
@@ -242,7 +231,7 @@ static inline void plugflow_exchange(PlugFlow *p, const PlugFlowParams *par, dou
         }
         if (Q != 0.0) {
             q->h_J_kg += Q / q->m_kg;
-            q->T_K = plugflow_T_from_h(q->h_J_kg, q->T_K + Q / (q->m_kg * water_cp(q->T_K)));
+            q->T_K = water_T_from_h_near(q->h_J_kg, q->T_K + Q / (q->m_kg * water_cp(q->T_K)));
         }
         if (hi >= lo) {
             const double half = fmax(0.0, fmin(q->T_K - lo, hi - q->T_K));
@@ -375,7 +364,7 @@ static inline void plugflow_step(PlugFlow *p, const PlugFlowParams *par, double 
     }
     const PlugFlowParcel *head = plugflow_parcel(p, 0);
     out->T_out_K = head->T_K - 0.5 * head->dT_K;
-    out->T_out_mean_K = m_out > 0.0 ? plugflow_T_from_h(out->E_out_J / m_out, out->T_out_K) : out->T_out_K;
+    out->T_out_mean_K = m_out > 0.0 ? water_T_from_h_near(out->E_out_J / m_out, out->T_out_K) : out->T_out_K;
     out->delay_s = head->age_front_s;
 }
 
