@@ -19,13 +19,17 @@ from test_engine import make_site
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
+def _use_loop(monkeypatch, loop: str) -> None:
+    if loop == "python":
+        monkeypatch.setenv("TWIN_PYTHON_LOOP", "1")
+    else:
+        monkeypatch.delenv("TWIN_PYTHON_LOOP", raising=False)
+
+
 def _both(sc, tmp_path, monkeypatch, **kw):
     out = {}
     for loop in ("python", "c"):
-        if loop == "python":
-            monkeypatch.setenv("TWIN_PYTHON_LOOP", "1")
-        else:
-            monkeypatch.delenv("TWIN_PYTHON_LOOP", raising=False)
+        _use_loop(monkeypatch, loop)
         runner.run_scenario(sc, tmp_path / loop, progress=False, report=False, **kw)
         out[loop] = pd.read_parquet(tmp_path / loop / "timeseries.parquet")
     return out
@@ -81,10 +85,7 @@ def test_a_failed_run_keeps_the_same_rows_on_both_loops_and_says_failed(tmp_path
     load.to_csv(site.parent / "inputs" / "load.csv", index=False)
     rows = {}
     for loop in ("python", "c"):
-        if loop == "python":
-            monkeypatch.setenv("TWIN_PYTHON_LOOP", "1")
-        else:
-            monkeypatch.delenv("TWIN_PYTHON_LOOP", raising=False)
+        _use_loop(monkeypatch, loop)
         with pytest.raises(FmuError):
             runner.run(site, tmp_path / loop, progress=False, report=False)
         rows[loop] = pd.read_parquet(tmp_path / loop / "timeseries.parquet")

@@ -17,6 +17,18 @@ PARQUET = DATA / "nvml_long_2gpu.parquet"
 
 # --- reading ------------------------------------------------------------------------------------------------
 
+
+def _assert_rejected(path, lines, expect) -> str:
+    """Write the lines, load them: a TraceError naming the file and every expected part. Returns the message."""
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TraceError) as e:
+        load_gpu_trace(path)
+    msg = str(e.value)
+    assert str(path) in msg
+    for part in expect:
+        assert part in msg
+    return msg
+
 def test_nvidia_smi_csv():
     tr = load_nvidia_smi_csv(SMI)
     assert tr.gpus == (0, 1)
@@ -113,14 +125,7 @@ def test_bad_nvidia_smi_csv(tmp_path, case, expect):
         lines[9] = lines[9] + ", 12"
     elif case == "bad_time":
         _smi_set(lines, 9, 0, "yesterday")
-    p = tmp_path / "bad.csv"
-    p.write_text("\n".join(lines) + "\n")
-    with pytest.raises(TraceError) as e:
-        load_gpu_trace(p)
-    msg = str(e.value)
-    assert str(p) in msg
-    for part in expect:
-        assert part in msg
+    _assert_rejected(tmp_path / "bad.csv", lines, expect)
 
 
 def test_repeated_header_lines_are_skipped(tmp_path):
@@ -162,14 +167,7 @@ def test_bad_dcgm_text(tmp_path, case, expect):
         lines = [l for l in lines if not l.startswith("DCGM_FI_DEV_POWER_USAGE{")]
     elif case == "mixed":
         lines[i] = f"{head} {value}"
-    p = tmp_path / "bad.prom"
-    p.write_text("\n".join(lines) + "\n")
-    with pytest.raises(TraceError) as e:
-        load_gpu_trace(p)
-    msg = str(e.value)
-    assert str(p) in msg
-    for part in expect:
-        assert part in msg
+    msg = _assert_rejected(tmp_path / "bad.prom", lines, expect)
     if case not in ("missing", "mixed"):
         assert f"(line {i + 1})" in msg
 
