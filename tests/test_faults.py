@@ -51,8 +51,12 @@ def test_a_pump_trip_acts_from_its_time_and_is_logged(tripped, tmp_path):
     assert ts["throttle.P_throttled_W"].loc[12.5 * 3600:14 * 3600].max() > 0  # the hot coolant throttles the GPUs
     assert flow.loc[15 * 3600] > 1.0                      # back after the trip is reset
     events = pd.read_parquet(tmp_path / "run" / "events.parquet")
-    assert events[["time_s", "kind", "source"]].values.tolist() == [[43200.0, "fault", "rack_pump"],
+    faults = events[events.kind.str.startswith("fault")]
+    assert faults[["time_s", "kind", "source"]].values.tolist() == [[43200.0, "fault", "rack_pump"],
                                                                    [50400.0, "fault_end", "rack_pump"]]
+    alarms = events[events.kind == "alarm"]
+    assert set(zip(alarms.source, alarms.detail)) == {("rack_pump", "tripped"), ("racks", "overtemp")}
+    assert alarms.time_s.min() > 43200.0 and (events.kind == "alarm_end").sum() == 2
 
 
 @pytest.mark.parametrize("checkpoint", [0, 3])   # before the fault (at 3 h) and during it (at 12 h)

@@ -16,6 +16,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -56,10 +57,31 @@ def _write_scenario_copy(sc: scenario_mod.Scenario, out_dir: Path) -> None:
     (out_dir / "scenario.toml").write_text("\n".join(header) + sc.text)
 
 
+ALARM_PORTS = ("overtemp", "hp_trip", "tripped")   # 0/1 outputs of the project's FMUs that are alarms
+
+
+def _alarm_rows(timeseries: Path) -> list[dict]:
+    """An alarm event where an alarm output rises above 0.5, an alarm_end where it falls back."""
+    names = [n for n in pq.ParquetFile(timeseries).schema_arrow.names if n.rsplit(".", 1)[-1] in ALARM_PORTS]
+    if not names:
+        return []
+    df = pq.read_table(timeseries, columns=["time_s"] + names).to_pandas()
+    rows = []
+    for n in names:
+        on = (df[n].to_numpy() > 0.5).astype(int)
+        edges = np.flatnonzero(np.diff(on)) + 1
+        comp, port = n.rsplit(".", 1)
+        for i in edges:
+            rows.append({"time_s": float(df["time_s"].iloc[i]), "kind": "alarm" if on[i] else "alarm_end",
+                         "source": comp, "detail": port})
+    return rows
+
+
 def _write_events(out_dir: Path, engine: Engine) -> None:
     """events.parquet (jobs, faults, alarms) and, with a cluster, cluster_service.json (job service levels)."""
     schema = pa.schema([("time_s", pa.float64()), ("kind", pa.string()), ("source", pa.string()), ("detail", pa.string())])
     rows = list(engine.fault_log) + (engine.cluster.event_rows() if engine.cluster is not None else [])
+    rows += _alarm_rows(out_dir / "timeseries.parquet")
     rows.sort(key=lambda r: r["time_s"])          # stable: faults before job events of the same time
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out_dir / "events.parquet")
     if engine.cluster is not None and engine.cluster.cluster is not None:
