@@ -140,3 +140,22 @@ def test_a_state_saved_before_initialization_is_not_stepped(fmu_path, model):
         slave.doStep(60.0, 60.0)
     slave.freeFMUstate(early)
     slave.freeInstance()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_outputs_read_in_initialization_mode_are_those_initialization_gives(fmu_path, model):
+    from fmpy import extract, read_model_description
+    from fmpy.fmi2 import FMU2Slave
+
+    path = str(fmu_path(model))
+    md = read_model_description(path)
+    outs = [v.valueReference for v in md.modelVariables if v.causality == "output" and v.type == "Real"]
+    slave = FMU2Slave(guid=md.guid, unzipDirectory=extract(path), modelIdentifier=md.coSimulation.modelIdentifier)
+    slave.instantiate()
+    slave.setupExperiment(startTime=0.0)
+    slave.enterInitializationMode()
+    during = slave.getReal(outs)
+    slave.exitInitializationMode()
+    after = slave.getReal(outs)
+    slave.freeInstance()
+    assert during == after

@@ -194,14 +194,29 @@ fmi2Status fmi2Reset(fmi2Component c) {
     return fmi2OK;
 }
 
+/* In initialization mode the outputs (initial unknowns) are what initialization would give with the values set
+ * so far: computed on a scratch copy, so that leaving initialization mode later starts from the same state. */
+static const ModelInstance *readable(ModelInstance *comp, ModelInstance **scratch) {
+    *scratch = NULL;
+    if (comp->phase != PHASE_INITIALIZATION) return comp;
+    ModelInstance *tmp = (ModelInstance *)malloc(sizeof(ModelInstance));
+    if (!tmp) return comp;
+    memcpy(tmp, comp, sizeof(ModelInstance));
+    if (model_init(tmp) != MODEL_OK) { free(tmp); return comp; }
+    *scratch = tmp;
+    return tmp;
+}
+
 #define GETTER(FN, CTYPE, VT, CONV)                                                                            \
     fmi2Status FN(fmi2Component c, const fmi2ValueReference vr[], size_t nvr, CTYPE value[]) {                   \
         if (!c) return fmi2Error;                                                                                \
         ModelInstance *comp = (ModelInstance *)c;                                                                \
-        for (size_t i = 0; i < nvr; i++) {                                                                       \
+        for (size_t i = 0; i < nvr; i++)                                                                         \
             if (check_vr(comp, #FN, vr[i], VT) != fmi2OK) return fmi2Error;                                      \
-            value[i] = CONV(comp->st.v[vr[i]]);                                                                  \
-        }                                                                                                        \
+        ModelInstance *scratch;                                                                                  \
+        const ModelInstance *src = readable(comp, &scratch);                                                     \
+        for (size_t i = 0; i < nvr; i++) value[i] = CONV(src->st.v[vr[i]]);                                      \
+        free(scratch);                                                                                           \
         return fmi2OK;                                                                                           \
     }
 
