@@ -65,8 +65,9 @@ def coil(T_in, mdot, T_air, speed):
 def run(fmu_path, t, u, parameters=None):
     n = len(t)
     full = {"T_in_K": 313.15, "mdot_kg_s": MDOT_NOM, "T_air_K": 298.15, "fan_speed_rel": 1.0, "T_set_K": 303.15} | u
+    # the coil alone unless asked: no hold-up, frost protection at its lowest (0.5 C)
     return simulate_table(fmu_path(MODEL), t, {k: np.broadcast_to(np.asarray(v, float), (n,)).copy() for k, v in full.items()},
-                          parameters={"m_hold_kg": 0.0} | dict(parameters or {}))   # the coil alone unless asked
+                          parameters={"m_hold_kg": 0.0, "T_out_min_K": 273.65} | dict(parameters or {}))
 
 
 def one_step(fmu_path, parameters=None, **u):
@@ -122,6 +123,18 @@ def test_capacity_falls_as_the_air_warms(fmu_path):
 MODE1 = {"mode": 1}
 
 
+@pytest.mark.parametrize("parameters", [{}, MODE1])
+def test_frost_protection_bypasses_so_the_water_never_leaves_below_its_floor(fmu_path, parameters):
+    # -20 C air at full speed would cool 10 C water to below zero; the valve holds the outlet at 5 C
+    u = dict(T_in_K=283.15, T_air_K=253.15, T_set_K=275.15, mdot_kg_s=2.0)
+    assert coil(u["T_in_K"], 2.0, u["T_air_K"], 1.0)["T_out_K"] < 273.15
+    out = one_step(fmu_path, {"T_out_min_K": 278.15} | parameters, **u)
+    assert out["T_out_K"] == pytest.approx(278.15, abs=T_ATOL_K) and 0.0 < out["bypass_rel"] < 1.0
+    # water already at the floor passes the coil by entirely
+    cold = one_step(fmu_path, {"T_out_min_K": 278.15}, **(u | {"T_in_K": 277.15}))
+    assert cold["bypass_rel"] == 1.0 and cold["Q_W"] == 0.0 and cold["T_out_K"] == pytest.approx(277.15, abs=T_ATOL_K)
+
+
 def test_setpoint_mode_reaches_the_setpoint_with_the_smallest_speed(fmu_path):
     out = one_step(fmu_path, MODE1, T_in_K=313.15, T_air_K=293.15, T_set_K=303.15)
     s = out["fan_speed_out_rel"]
@@ -160,7 +173,7 @@ def test_minimum_speed_overcooling_is_met_by_the_bypass_valve(fmu_path):
     assert out["T_out_K"] == pytest.approx(u["T_set_K"], abs=T_ATOL_K)
     # the coil sees the rest of the water: the heat is that of the coil at (1 - b) of the flow
     assert out["Q_W"] == pytest.approx(coil(u["T_in_K"], (1 - b) * MDOT_NOM, u["T_air_K"], SPEED_MIN)["Q_W"], rel=Q_RTOL)
-    # mode 0 never bypasses
+    # mode 0 does not bypass above the frost-protection floor
     assert one_step(fmu_path, T_in_K=304.15, T_air_K=273.15, fan_speed_rel=SPEED_MIN)["bypass_rel"] == 0.0
 
 

@@ -58,7 +58,10 @@ static void reset_curve(ModelInstance *comp, double *T_s_K, double *T_r_K) {
 
 static int step(ModelInstance *comp, double h_s) {
     const int n = (int)V(n_consumers);
-    const double mdot = V(mdot_plant_kg_s), T_plant = V(T_plant_supply_K), T_ground = V(T_ground_K);
+    const double mdot = V(mdot_plant_kg_s), T_plant = V(T_plant_supply_K);
+    /* below 0.5 C the water would freeze: its latent heat (not modelled) holds it there for a long time, so the
+     * mains cool at most toward WATER_T_MIN_K, also in frozen ground */
+    const double T_ground = fmax(V(T_ground_K), WATER_T_MIN_K);
     const PlugFlowParams ps = pipe_params(comp, 1), pr = pipe_params(comp, 0);
 
     double T_s_set, T_r_set;

@@ -76,7 +76,8 @@ static Coil coil(ModelInstance *comp, double speed, double mdot) {
     return k;
 }
 
-static double coil_T_out(ModelInstance *comp, double speed) {
+static double coil_T_out(ModelInstance *comp, double speed, double unused) {
+    (void)unused;
     return water_T_from_h(coil(comp, speed, V(mdot_kg_s)).h_out);
 }
 
@@ -86,23 +87,22 @@ static double mixed_T_out(ModelInstance *comp, double speed, double b) {
     return water_T_from_h((1.0 - b) * k.h_out + b * water_h(V(T_in_K)));
 }
 
-static double mixed_T_out_lowest(ModelInstance *comp, double b) {
-    return mixed_T_out(comp, fmin(V(speed_min_rel), V(fan_speed_rel)), b);
-}
+/* mixed_T_out with the bypass share first, for bracket_root (ctx: the fan speed) */
+static double mixed_T_out_at(ModelInstance *comp, double b, double speed) { return mixed_T_out(comp, speed, b); }
 
 /* The x in [a, b] where the monotone f(x) crosses target, to 1e-14 in x: Illinois false position, kept inside the
  * bracket, with a bisection step whenever it stalls (a few evaluations instead of ~47 of plain bisection).
  * falling = 1: f(a) > target >= f(b), the side returned is b (f <= target); falling = 0: f(a) <= target < f(b),
  * the side returned is a (f <= target). */
-static double bracket_root(ModelInstance *comp, double (*f)(ModelInstance *, double), double a, double b,
-                           double target, int falling) {
-    double fa = f(comp, a) - target, fb = f(comp, b) - target;
+static double bracket_root(ModelInstance *comp, double (*f)(ModelInstance *, double, double), double ctx, double a,
+                           double b, double target, int falling) {
+    double fa = f(comp, a, ctx) - target, fb = f(comp, b, ctx) - target;
     int side = 0;
     for (int i = 0; i < 100 && b - a > 1e-14; i++) {
         double x = (fa != fb) ? b - fb * (b - a) / (fb - fa) : 0.5 * (a + b);
         const double w = b - a;
         if (!(x > a + 0.01 * w && x < b - 0.01 * w) || i % 8 == 7) x = 0.5 * (a + b);
-        const double fx = f(comp, x) - target;
+        const double fx = f(comp, x, ctx) - target;
         const int x_like_a = falling ? fx > 0.0 : fx <= 0.0;
         if (x_like_a) {
             a = x; fa = fx;
@@ -118,24 +118,32 @@ static double bracket_root(ModelInstance *comp, double (*f)(ModelInstance *, dou
     return falling ? b : a;
 }
 
-/* Mode 0: the speed given, no bypass. Mode 1: the smallest speed in [speed_min, available] whose coil outlet is
- * at or below T_set (found by bisection: Q rises monotonically with the air flow); the available speed if even
- * that is not enough. If the lowest speed still over-cools (cold air), the three-way valve bypasses the share
- * of the water that brings the mixed outlet to T_set (Q falls monotonically with the coil's water flow).
- * Fans stay off when there is nothing to cool, or when the air is no colder than the water. */
+/* Mode 0: the speed given. Mode 1: the smallest speed in [speed_min, available] whose coil outlet is at or below
+ * T_set (found by bracketing: Q rises monotonically with the air flow); the available speed if even that is not
+ * enough; the lowest speed if even that over-cools. Fans stay off when there is nothing to cool, or when the air
+ * is no colder than the water. Then, in both modes, the three-way valve bypasses the share of the water that
+ * brings the mixed outlet to the floor: T_set where the lowest speed over-cools (mode 1), and T_out_min_K (frost
+ * protection) always; Q falls monotonically with the coil's water flow. */
 static double fan_speed(ModelInstance *comp, double *bypass) {
-    const double avail = V(fan_speed_rel);
+    const double avail = V(fan_speed_rel), T_in = V(T_in_K);
+    double speed = avail, floor_K = V(T_out_min_K);
     *bypass = 0.0;
-    if ((int)V(mode) == 0) return avail;
-    const double T_in = V(T_in_K), T_set = V(T_set_K);
-    if (V(mdot_kg_s) <= 0.0 || T_in <= T_set || V(T_air_K) >= T_in) return 0.0;
-    double lo = fmin(V(speed_min_rel), avail), hi = avail;
-    if (coil_T_out(comp, lo) <= T_set) {
-        *bypass = bracket_root(comp, mixed_T_out_lowest, 0.0, 1.0, T_set, 0);
-        return lo;
+    if ((int)V(mode) == 1) {
+        const double T_set = V(T_set_K);
+        if (V(mdot_kg_s) <= 0.0 || T_in <= T_set || V(T_air_K) >= T_in) return 0.0;
+        const double lo = fmin(V(speed_min_rel), avail), hi = avail;
+        if (coil_T_out(comp, lo, 0.0) <= T_set) {
+            speed = lo;
+            if (T_set > floor_K) floor_K = T_set;
+        } else if (coil_T_out(comp, hi, 0.0) > T_set) {
+            speed = hi;
+        } else {
+            speed = bracket_root(comp, coil_T_out, 0.0, lo, hi, T_set, 1);
+        }
     }
-    if (coil_T_out(comp, hi) > T_set) return hi;
-    return bracket_root(comp, coil_T_out, lo, hi, T_set, 1);
+    if (speed > 0.0 && V(mdot_kg_s) > 0.0 && coil_T_out(comp, speed, 0.0) < floor_K)
+        *bypass = T_in <= floor_K ? 1.0 : bracket_root(comp, mixed_T_out_at, speed, 0.0, 1.0, floor_K, 0);
+    return speed;
 }
 
 /* A well-mixed hold-up of mass m fed at enthalpy h_feed by mdot over h_s, exactly: m dh/dt = mdot (h_feed - h).
