@@ -359,3 +359,13 @@ def test_main_fit_power_exit_codes(tmp_path, capsys, argv_kind, code, fragment):
     if fragment is not None:
         assert fragment in err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_trace_whose_idle_reads_zero_watts_fits_and_writes_a_valid_file(tmp_path):
+    syn = synth_training(replace(BASE, P_idle_W=0.0), seed=5)
+    trace = tmp_path / "trace.parquet"
+    _write_parquet(trace, [(syn.t_s, np.where(syn.P_W < 30.0, 0.0, syn.P_W))])   # idle reads exactly 0 W
+    out = tmp_path / "model.json"
+    fit_power(trace, "pretraining", out, tmp_path / "fit.png")
+    doc = json.loads(out.read_text())             # a complete JSON file, no infinities
+    assert doc["model"]["P_idle_W"] == pytest.approx(0.0, abs=1.0)

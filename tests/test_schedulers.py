@@ -375,3 +375,62 @@ class _StartEverything:
 def test_a_plan_that_does_not_fit_is_an_error():
     with pytest.raises(TwinError, match="needs 8 GPUs, 4 free"):
         simulate(_StartEverything(), (job("x", 0, 10, 4, PT), job("y", 0, 10, 8, PT)), 100, step_s=10)
+
+
+# --- regressions from review ------------------------------------------------------------------------------
+
+def _one_rack(gpus=8):
+    import simpy
+
+    from twin.cluster.sim import ClusterSpec, ConstantPower
+
+    spec = ClusterSpec(n_racks=1, nodes_per_rack=1, gpus_per_node=gpus, P_idle_W=50.0, P_max_W=700.0, f_liquid=0.8)
+    return simpy.Environment(), spec, {"default": ConstantPower({}, default_W=400.0)}
+
+
+def test_a_waiting_job_is_started_at_its_latest_start_without_another_event():
+    """B (1 h, deadline 7300 s) waits behind A (10 h, preemptible, checkpoints every 600 s). Nothing else happens
+    at B's latest start; the scheduler must wake itself there, preempt A and meet B's deadline."""
+    import numpy as np
+
+    from twin.cluster.jobs import Job, WorkloadClass as WC
+    from twin.cluster.schedulers import Signals, ThermalDispatch
+    from twin.cluster.sim import Cluster
+
+    env, spec, power = _one_rack()
+    sched = ThermalDispatch(Signals(price=np.ones(48)))
+    c = Cluster(env, spec, sched, power, ticks_per_s=1000)
+    c.submit([Job(job_id="A", submit_time_s=0, duration_s=36000, n_gpus=8, workload_class=WC.FINE_TUNING,
+                  preemptible=True, checkpoint_interval_s=600),
+              Job(job_id="B", submit_time_s=100, duration_s=3600, n_gpus=4, workload_class=WC.EVALUATION,
+                  deadline_s=7300)])
+
+    def plant():                      # the engine's pattern: energy every 60 s, the same thermal state
+        for k in range(200):
+            yield env.timeout(60 * 1000)
+            c.energy_J(k * 60, (k + 1) * 60)
+            c.set_thermal_state(305.0, True)
+
+    env.run(until=env.process(plant()))
+    starts = [e for e in c.events if e.kind == "start" and e.job_id == "B"]
+    assert starts and starts[0].t_s <= 7300 - 3600
+    assert c.service_levels().deadline_misses == 0
+
+
+@pytest.mark.parametrize("n_gpus", [3, 4, 5])
+def test_a_hold_is_not_refused_because_the_calendar_counts_the_job_twice(n_gpus):
+    """An empty 8-GPU cluster, prices 100 then 10 for three hours then 50: a 2 h job is held to the first cheap
+    hour whatever its size (within the 7 GPUs a hold may count on)."""
+    import numpy as np
+
+    from twin.cluster.jobs import Job, WorkloadClass as WC
+    from twin.cluster.schedulers import Signals, ThermalDispatch
+    from twin.cluster.sim import Cluster
+
+    env, spec, power = _one_rack()
+    price = np.array([100, 10, 10, 10] + [50] * 20, float)
+    c = Cluster(env, spec, ThermalDispatch(Signals(price=price)), power, ticks_per_s=1000)
+    c.submit([Job(job_id="A", submit_time_s=0, duration_s=7200, n_gpus=n_gpus, workload_class=WC.FINE_TUNING)])
+    env.run(until=20000 * 1000)
+    start = [e for e in c.events if e.kind == "start"]
+    assert start[0].t_s == 3600.0

@@ -572,6 +572,9 @@ def _record(lib: Nvml, out: Path, side: Path, gpus: list[int] | None, interval_s
     except NvmlError as e:
         status, error = "failed", e
         raise
+    except Exception as e:            # a full disk, a binding returning the unexpected: not "complete"
+        status, error = "failed", e
+        raise
     finally:
         writer.close()
         sidecar["status"] = status

@@ -452,7 +452,8 @@ class Plateau:
 
     @property
     def rel_err(self) -> float:
-        return abs(self.model_W - self.measured_W) / abs(self.measured_W) if self.measured_W else math.inf
+        # relative to the measured level, at least 1 W: a GPU that reads 0 W at idle has a 0 W plateau too
+        return abs(self.model_W - self.measured_W) / max(abs(self.measured_W), 1.0)
 
 
 @dataclass(frozen=True)
@@ -653,9 +654,12 @@ def fit_power(trace_path: str | os.PathLike, workload_class: str, out_path: str 
                    "criteria": {"energy_rel": ENERGY_REL_TOL, "plateau_rel": PLATEAU_REL_TOL,
                                 "period_rel": PERIOD_REL_TOL},
                    "passed": result.passed, "per_gpu": [r.to_dict() for r in reports]}}
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(out_path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, allow_nan=False)
+    text = json.dumps(doc, indent=2, allow_nan=False)   # before the file is touched: nothing half-written
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
     plot_fit(plot_path, series, result)
     return result
 

@@ -258,6 +258,7 @@ class ThermalDispatch:
     def plan(self, c: Cluster) -> Plan:
         now = c.now_tick
         holds: list[tuple[str, int, str]] = []
+        waiting_until: dict[int, int] = {}
         online: list[JobState] = []
         urgent: list[tuple[int, int, JobState]] = []
         normal: list[JobState] = []
@@ -279,7 +280,7 @@ class ThermalDispatch:
                     continue
                 if not planned:
                     if cal is None:
-                        cal = _Calendar(c, math.floor(c.spec.n_gpus * (1.0 - self.reserve)))
+                        cal = _Calendar(c, math.floor(c.spec.n_gpus * (1.0 - self.reserve)), skip=_to_plan)
                     T = self.best_start(c, r, L, cal)
                     holds.append((j.job_id, T, SIGNALS))
                     cal.add(T, c.run_ticks(r, 1.0), j.n_gpus)
@@ -288,6 +289,7 @@ class ThermalDispatch:
                 if L <= now:
                     urgent.append((L, r.seq, r))
                     continue
+                waiting_until[r.seq] = L      # if it cannot start now, plan again at its latest start
             normal.append(r)
 
         urgent.sort(key=lambda x: (x[0], x[1]))
@@ -301,7 +303,10 @@ class ThermalDispatch:
         free = c.free_gpus + sum(v.job.n_gpus for v in victims)
         order = first + normal
         start = easy(c, order, free, frozenset(v.seq for v in victims)) if free and order else []
-        return Plan(start=tuple(start), preempt=tuple(v.job.job_id for v in victims), hold=tuple(holds))
+        started = set(start)
+        wake = tuple((r.job.job_id, waiting_until[r.seq]) for r in normal
+                     if r.seq in waiting_until and r.job.job_id not in started)
+        return Plan(start=tuple(start), preempt=tuple(v.job.job_id for v in victims), hold=tuple(holds), wake=wake)
 
     def _make_room(self, c: Cluster, first: list[JobState], victims: list[JobState]) -> None:
         """Add to ``victims`` the running jobs to preempt so that the jobs of ``first`` fit, in order; stop at
@@ -330,16 +335,25 @@ class ThermalDispatch:
             f += got - n
 
 
+def _to_plan(r: JobState) -> bool:
+    """A deferrable queued job whose start ThermalDispatch.plan is about to choose (not held by the signals yet)."""
+    wc = r.job.workload_class
+    return (wc is _FT or wc is _EVAL or wc is _BATCH) and (r.hold_tick is None or r.hold_reason == NO_REJECTION)
+
+
 class _Calendar:
     """GPUs committed over time, for admitting holds: running jobs until their expected ends, queued jobs
     that are not held from now for their nominal run, held jobs over their planned run. A hold is admitted at
     T if the commitment over [T, T + run) plus the job stays within ``limit`` GPUs."""
 
-    def __init__(self, c: Cluster, limit: int):
+    def __init__(self, c: Cluster, limit: int, skip=None):
+        """``skip(r)``: queued jobs left out (the caller adds them where it plans them)."""
         now = c.now_tick
         self.limit = limit
         iv = [(now, x.end_tick, x.job.n_gpus) for x in c.running()]
         for r in c.iter_ready():
+            if skip is not None and skip(r):
+                continue
             start = r.hold_tick if r.hold_tick is not None and r.hold_tick > now else now
             iv.append((start, start + c.run_ticks(r, 1.0), r.job.n_gpus))
         self.iv = iv

@@ -134,7 +134,7 @@ class CapPolicy:
 
 @dataclass(frozen=True)
 class Plan:
-    """A scheduler's decisions at one tick, applied in this order: preempt, hold, start.
+    """A scheduler's decisions at one tick, applied in this order: preempt, hold, start, wake.
 
     ``hold``: (job id, until tick, reason); the job is not started before that tick (until = now clears a hold).
     ``start``: job ids, placed in this order; each must fit in the GPUs free at that point.
@@ -143,6 +143,7 @@ class Plan:
     start: tuple[str, ...] = ()
     preempt: tuple[str, ...] = ()
     hold: tuple[tuple[str, int, str], ...] = ()
+    wake: tuple[tuple[str, int], ...] = ()   # (job id, tick): plan again at that tick (e.g. a job's latest start)
 
 
 @dataclass(frozen=True)
@@ -494,6 +495,7 @@ class Cluster:
         self.can_reject_heat = True
         self.cap_W: float | None = None
         self._armed: set[int] = set()
+        self._wakes: set[tuple[int, int]] = set()   # (seq, tick) wake-ups already on the agenda
 
     # ------------------------------------------------------------------------------------------ inputs
     def submit(self, jobs: Iterable[Job]) -> None:
@@ -796,6 +798,11 @@ class Cluster:
                 self._log.append(Event(T / self.tps, "defer", jid, f"until={self._fmt(until)}s {reason}"))
                 heapq.heappush(self._agenda, (until, _RELEASE, rec.seq, 0))
             rec.hold_tick, rec.hold_reason = until, reason
+        for jid, tick in plan.wake:
+            rec = self._rec(jid)
+            if isinstance(tick, int) and tick > T and (rec.seq, tick) not in self._wakes:
+                self._wakes.add((rec.seq, tick))
+                heapq.heappush(self._agenda, (tick, _RELEASE, rec.seq, 0))
         for jid in plan.start:
             rec = self._rec(jid)
             if rec.status != QUEUED or (rec.hold_tick is not None and rec.hold_tick > T):
@@ -928,7 +935,7 @@ class Cluster:
 
     # ------------------------------------------------------------------------------------------ checkpoints
     _STATE = ("now_tick", "free_gpus", "_node_free", "_busy", "_idle_E", "_idle_tick", "_closed_E", "_by_seq",
-              "_ready", "_agenda", "_log", "_marks", "T_coolant_K", "can_reject_heat", "cap_W")
+              "_ready", "_agenda", "_log", "_marks", "T_coolant_K", "can_reject_heat", "cap_W", "_wakes")
 
     def get_state(self) -> bytes:
         """The whole state (queue, running jobs with progress, agenda, log, energy sums) as bytes."""
