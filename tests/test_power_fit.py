@@ -369,3 +369,22 @@ def test_a_trace_whose_idle_reads_zero_watts_fits_and_writes_a_valid_file(tmp_pa
     fit_power(trace, "pretraining", out, tmp_path / "fit.png")
     doc = json.loads(out.read_text())             # a complete JSON file, no infinities
     assert doc["model"]["P_idle_W"] == pytest.approx(0.0, abs=1.0)
+
+
+def test_gpus_of_different_structure_are_not_blended():
+    from twin.cluster.power_fit import _combine
+
+    wave = replace(BASE, ckpt_interval_s=math.inf, ckpt_duration_s=0.0)
+    flat = replace(wave, P_high_W=510.0, P_low_W=510.0, duty=1.0, period_s=1.0)
+    assert _combine([wave, flat, wave]) == wave           # the majority's structure, its median
+    assert _combine([wave, flat]) == wave                 # a tie: the first GPU's
+
+
+def test_a_drifting_residual_is_not_fitted_as_a_slow_noise():
+    from twin.cluster.power_fit import MAX_LAGS, _fit_ar1
+
+    dt = 0.1
+    t = np.arange(0, 3000.0, dt)
+    r = 15.0 * t / t[-1] + np.random.default_rng(1).normal(0.0, 1.0, t.size) * 0.01   # a 15 W creep
+    noise = _fit_ar1(t, r - r.mean(), np.ones(t.size, bool), dt)
+    assert noise.tau_s <= MAX_LAGS * dt

@@ -319,13 +319,16 @@ def dominant_period_s(t: np.ndarray, P: np.ndarray, valid: np.ndarray | None = N
     return float(1.0 / fi)
 
 
+MAX_LAGS = 400   # the longest lag, in samples, at which the noise's correlation is estimated
+
+
 def _fit_ar1(t: np.ndarray, r: np.ndarray, ok: np.ndarray, dt: float) -> Ar1Noise:
     """AR(1) from residuals (see step 5 of the module doc)."""
     sig = _mad_sigma(r[ok])
     if sig == 0.0:
         return Ar1Noise(0.0, dt, dt)
     lags, rho = [], []
-    for k in range(1, 400):
+    for k in range(1, MAX_LAGS):
         i = np.arange(r.size - k)
         m = ok[i] & ok[i + k] & (np.abs(t[i + k] - t[i] - k * dt) <= 0.5 * dt)
         if m.sum() < 30:
@@ -346,6 +349,9 @@ def _fit_ar1(t: np.ndarray, r: np.ndarray, ok: np.ndarray, dt: float) -> Ar1Nois
         tau, A = -dt / math.log(rho[0]), 1.0
     else:   # uncorrelated from one sample to the next: correlation time below the sampling step
         tau, A = dt / 3.0, 1.0
+    # a correlation longer than the lags looked at is drift (a GPU warming up), not noise: cap it there (this also
+    # bounds the memory of the noise's blocks, which grow with tau / dt)
+    tau = min(tau, MAX_LAGS * dt)
     return Ar1Noise(float(sig * math.sqrt(A)), float(tau), float(dt))
 
 
@@ -612,8 +618,21 @@ def _fit_one(workload_class: str, s: GpuSeries) -> GpuFitReport:
     return GpuFitReport(s.gpu, fit, in_sample, holdout, note)
 
 
+def _structure(m) -> tuple:
+    """What a model has: a square wave (two levels), checkpoint dips. Medians only mix models alike in this."""
+    if isinstance(m, TrainingPower):
+        return (m.P_high_W > m.P_low_W, math.isfinite(m.ckpt_interval_s))
+    return ()
+
+
 def _combine(models: list) -> TrainingPower | InferencePower:
-    """The element-wise median of the GPUs' models."""
+    """The element-wise median of the GPUs' models, over the GPUs whose models have the structure most of them
+    have (ties: the first GPU's): a constant-power GPU's placeholder period must not blend into a square wave's."""
+    if len(models) == 1:
+        return models[0]
+    kinds = [_structure(m) for m in models]
+    best = max(kinds, key=lambda k: (kinds.count(k), -kinds.index(k)))
+    models = [m for m, k in zip(models, kinds) if k == best]
     if len(models) == 1:
         return models[0]
     cls = type(models[0])
