@@ -8,6 +8,7 @@
  * Sign convention: Q_W and E_Q_J are positive from the water to the air.
  */
 #include "water_props.h"
+#include "holdup.h"
 
 typedef struct {
     double h_J_kg;    /* specific enthalpy of the water hold-up (used when m_hold_kg > 0) */
@@ -144,16 +145,6 @@ static double fan_speed(ModelInstance *comp, double *bypass) {
     if (speed > 0.0 && V(mdot_kg_s) > 0.0 && coil_T_out(comp, speed, 0.0) < floor_K)
         *bypass = T_in <= floor_K ? 1.0 : bracket_root(comp, mixed_T_out_at, speed, 0.0, 1.0, floor_K, 0);
     return speed;
-}
-
-/* A well-mixed hold-up of mass m fed at enthalpy h_feed by mdot over h_s, exactly: m dh/dt = mdot (h_feed - h).
- * Returns the enthalpy that left with the flow. With m = 0 the outlet is the feed; at zero flow it holds. */
-static double holdup_step(double m, double mdot, double h_feed, double *h, double h_s) {
-    if (m <= 0.0) return mdot * h_feed * h_s;
-    if (mdot <= 0.0 || h_s <= 0.0) return 0.0;
-    const double dh = (h_feed - *h) * -expm1(-mdot * h_s / m);   /* never over- or undershoots h_feed */
-    *h += dh;
-    return mdot * h_feed * h_s - m * dh;                          /* in - stored change */
 }
 
 /* The coil at the chosen speed and bypass; h_out is the mixed outlet enthalpy after the valve. */

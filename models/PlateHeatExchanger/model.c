@@ -7,6 +7,7 @@
  * Sign convention: Q_W and E_J are positive from the hot side to the cold side.
  */
 #include "water_props.h"
+#include "holdup.h"
 
 typedef struct {
     double h_hot_J_kg;    /* specific enthalpy of the hot-side hold-up (used when m_hold_hot_kg > 0) */
@@ -68,17 +69,6 @@ static Core core(ModelInstance *comp) {
     k.h_hot_out -= k.Q / mh;
     k.h_cold_out += k.Q / mc;
     return k;
-}
-
-/* A well-mixed hold-up of mass m fed at enthalpy h_feed by mdot, over h_s seconds, exactly:
- * m dh/dt = mdot (h_feed - h). Returns the enthalpy that left with the flow; *h is updated.
- * With m = 0 the outlet is the feed itself. At zero flow the volume keeps its enthalpy. */
-static double holdup_step(double m, double mdot, double h_feed, double *h, double h_s) {
-    if (m <= 0.0) return mdot * h_feed * h_s;
-    if (mdot <= 0.0 || h_s <= 0.0) return 0.0;
-    const double dh = (h_feed - *h) * -expm1(-mdot * h_s / m);   /* never over- or undershoots h_feed */
-    *h += dh;
-    return mdot * h_feed * h_s - m * dh;                          /* in - stored change */
 }
 
 static void set_outputs(ModelInstance *comp, const Core *k) {
