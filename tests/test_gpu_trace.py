@@ -191,7 +191,7 @@ def _parquet_columns():
 ])
 def test_bad_nvml_parquet(tmp_path, case, expect):
     cols = _parquet_columns()
-    rows = [i for i in range(len(cols["t_s"])) if cols["gpu"][i] == 0 and cols["field"][i] == "P_W"]
+    rows = [i for i in range(len(cols["t_s"])) if cols["gpu"][i] == 0 and cols["field"][i] == "power_W"]
     r = rows[5]                                        # GPU 0's sixth power sample
     if case == "unsorted":
         cols["t_s"][r] = cols["t_s"][rows[3]]

@@ -154,6 +154,30 @@ def test_training_recovery(period_s, duty, levels, ckpt, tau_s, seed):
     assert abs(fit.t_job_start_s - t0) < 0.2 and abs(fit.t_job_stop_s - t1) < 0.2
 
 
+LOW_CKPT_CASES = [  # period_s, duty, levels idle/high/low W (checkpoint at the low level), ckpt s, seed
+    (1.6, 0.75, (120, 730, 125), (20, 5), 11),
+    (0.9, 0.6, (60, 300, 70), (60, 8), 12),
+    (5.0, 0.8, (70, 420, 90), (120, 25), 13),
+]
+
+
+@pytest.mark.parametrize("period_s, duty, levels, ckpt, seed", LOW_CKPT_CASES,
+                         ids=[f"T{c[0]}-D{c[1]}" for c in LOW_CKPT_CASES])
+def test_checkpoints_at_the_low_level_are_found_by_their_length(period_s, duty, levels, ckpt, seed):
+    # real ranks wait on the network and on the checkpoint at about the same near-idle power (tests/data/gpu_h200)
+    idle, high, low = levels
+    truth = TrainingPower(idle, high, low, duty, period_s, low, ckpt[0], ckpt[1], Ar1Noise(0.02 * high, 0.1, 0.05))
+    syn = synth_training(truth, t_job_s=max(300.0, 40 * period_s, 6 * sum(ckpt)), dt_s=0.05, seed=seed)
+    fit = fit_training(syn.t_s, syn.P_W)
+    m = fit.model
+    assert fit.n_dips >= 4
+    assert _rel(m.period_s, period_s) <= PERIOD_REL_TOL
+    assert _rel(m.ckpt_interval_s, ckpt[0]) <= CKPT_TIME_REL_TOL
+    assert _rel(m.ckpt_duration_s, ckpt[1]) <= CKPT_TIME_REL_TOL
+    assert abs(m.duty - duty) <= 0.05
+    assert _rel(_fitted_job_energy(fit, *syn.job), syn.E_job_J) <= ENERGY_REL_TOL
+
+
 BASE = TrainingPower(60.0, 300.0, 150.0, 0.6, 2.7, 90.0, 150.0, 12.0, Ar1Noise(6.0, 1.5, 0.1))
 
 
@@ -256,7 +280,7 @@ def _write_parquet(path, gpu_traces):
     for g, (t, P) in enumerate(gpu_traces):
         T += list(1.7e9 + t) * 2
         G += [g] * (2 * t.size)
-        F += ["P_W"] * t.size + ["P_limit_W"] * t.size
+        F += ["power_W"] * t.size + ["power_limit_W"] * t.size
         V += list(P) + [400.0] * t.size
     write_nvml_parquet(path, T, G, F, V)
 

@@ -2,20 +2,22 @@
 
 Three formats are read:
 
-**The project's long-format NVML Parquet** (written by ``write_nvml_parquet``; the NVML recorder writes it):
-one row per sample, GPU and field, with exactly these columns
+**The project's long-format NVML Parquet**, as ``twin record`` (``twin.nvml_recorder``) writes it; also written
+by ``write_nvml_parquet``: one row per reading, GPU and field, with exactly these columns
 
     ========  =======  ==================================================================
-    t_s       float64  sample time, seconds since the Unix epoch (UTC)
-    gpu       int64    NVML device index (0, 1, ...)
-    field     string   what was sampled, SI unit as the suffix of the name (see below)
-    value     float64  the sampled value, in the unit the field name ends with
+    t_s       float64  reading time in seconds (the recorder: since the recording start;
+                       any origin works, only differences matter here)
+    gpu       integer  NVML device index (0, 1, ...)
+    field     string   what was read, SI unit as the suffix of the name (see below)
+    value     float64  the reading, in the unit the field name ends with
     ========  =======  ==================================================================
 
-    Fields read here: ``P_W`` (power draw, W; the instantaneous reading where the driver has one) and
-    ``P_limit_W`` (the enforced power limit, W). Other fields (``T_K``, ``f_sm_Hz``, ...) may be present
-    and are ignored. Within each (gpu, field) the rows are in strictly increasing ``t_s``; the file as a
-    whole may interleave GPUs and fields.
+    Fields read here (the recorder's names, ``twin.nvml_recorder.FIELDS``): ``power_W`` (power draw, W; the
+    instantaneous reading where the driver has one) and ``power_limit_W`` (the enforced power limit, W).
+    Other fields (``power_avg_W``, ``temperature_K``, ``sm_clock_Hz``, ...) may be present and are ignored.
+    Within each (gpu, field) the rows are in strictly increasing ``t_s``; the file as a whole may interleave
+    GPUs and fields.
 
 **nvidia-smi CSV logs**, as written by ``nvidia-smi --query-gpu=timestamp,index,power.draw,... --format=csv
 -lms 100``: a header with units in brackets (``power.draw [W]``), one row per GPU per sample, values with
@@ -52,8 +54,8 @@ import numpy as np
 from ..errors import TraceError
 
 NVML_COLUMNS = ("t_s", "gpu", "field", "value")
-FIELD_POWER = "P_W"
-FIELD_LIMIT = "P_limit_W"
+FIELD_POWER = "power_W"          # the names twin.nvml_recorder writes
+FIELD_LIMIT = "power_limit_W"
 SMI_POWER_COLUMNS = ("power.draw.instant [W]", "power.draw [W]", "power.draw.average [W]")
 SMI_LIMIT_COLUMNS = ("power.limit [W]", "enforced.power.limit [W]")
 SMI_TIME_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
