@@ -122,10 +122,17 @@ def test_ten_layers_follow_erlang_step_response(fmu_path, h_s, direction, tau):
 
 # ---- measured stand-by decay (Naturstrom tank, oemof-thermal validation data) ----
 
+# The samples are a quarter of an hour apart, not an hour as SOURCE.txt and the file name say: the source
+# (oemof-thermal 0.0.8, docs/validation_stratified_thermal_storage.rst) tabulates them at 0.0, 0.25, ... 5.5 h
+# and plots them at np.arange(0, n / 4, 0.25) h. See models/BufferTank/README.md.
+STANDBY_SAMPLE_H = 0.25
+
+
 def standby_case(shared_data):
     folder = shared_data / "storage_tank_standby"
     p = pd.read_csv(folder / "storage_parameters.csv").set_index("var_name")["var_value"].astype(float)
     measured = pd.read_csv(folder / "storage_level_measured_hourly.csv")
+    measured["hour"] = measured["hour"] * STANDBY_SAMPLE_H      # the sample index -> hours
     ua = tank_ua.cylinder_ua(p["height"], p["diameter"], p["s_iso"] * 1e-3, p["lamb_iso"], p["alpha_inside"],
                              p["alpha_outside"])
     return p, measured, ua
@@ -175,8 +182,6 @@ def test_standby_ua_from_insulation_data(shared_data):
     assert ua.top_W_K == ua.bottom_W_K
 
 
-@pytest.mark.xfail(strict=True, reason="measured loss is ~35 % of the insulation-data UA: level RMSE 2.09 pp "
-                                       "with UA = 4.65 W/K (target 0.5 pp); see models/BufferTank/README.md")
 def test_standby_level_with_insulation_ua_within_target(fmu_path, shared_data):
     p, measured, ua = standby_case(shared_data)
     level = standby_level_pct(fmu_path, p, measured["hour"].to_numpy(), ua.total_W_K)
@@ -187,7 +192,7 @@ def test_standby_level_with_insulation_ua_within_target(fmu_path, shared_data):
 def fitted_standby_ua(fmu_path, p, measured):
     hours = measured["hour"].to_numpy()
     res = minimize_scalar(lambda ua: rmse(standby_level_pct(fmu_path, p, hours, ua), measured["level_pct"]),
-                          bounds=(0.0, 10.0), method="bounded", options={"xatol": 1e-3})
+                          bounds=(0.0, 30.0), method="bounded", options={"xatol": 1e-3})
     return float(res.x), float(res.fun)
 
 
@@ -195,12 +200,13 @@ def test_standby_level_with_calibrated_ua_within_noise(fmu_path, shared_data):
     """Calibration (DESIGN job 3): with UA fitted to the data the model's decay reproduces it within the target."""
     p, measured, _ = standby_case(shared_data)
     ua_fit, err = fitted_standby_ua(fmu_path, p, measured)
-    assert 0.0 < ua_fit < 10.0
+    assert 0.0 < ua_fit < 30.0
     assert err <= STANDBY_RMSE_PP
 
 
-@pytest.mark.xfail(strict=True, reason="fitted UA 1.65 W/K is 0.35 x the insulation-data UA 4.65 W/K "
-                                       "(SOURCE.txt: within +-30 %); see models/BufferTank/README.md")
+@pytest.mark.xfail(strict=True, reason="fitted UA 6.59 W/K is 1.42 x the insulation-data UA 4.65 W/K, which "
+                                       "leaves out thermal bridges (SOURCE.txt's alternative criterion: within "
+                                       "+-30 %); see models/BufferTank/README.md")
 def test_standby_fitted_ua_close_to_insulation_ua(fmu_path, shared_data):
     p, measured, ua = standby_case(shared_data)
     ua_fit, _ = fitted_standby_ua(fmu_path, p, measured)
