@@ -8,8 +8,8 @@ or from that and the cap nearest 60 % of that power (two points), at every cap t
 import numpy as np
 import pytest
 
-from twin.cluster.powercap import (CapShape, fit_cap_shape, fit_folds, leave_one_network_out, load_zeus_sweeps,
-                                   second_point, summarize)
+from twin.cluster.powercap import (CapShape, fit_cap_shape, fit_folds, leave_batch_sizes_out, leave_one_network_out,
+                                   load_zeus_sweeps, second_point, summarize)
 from twin.errors import TraceError
 
 HELD_OUT_MEAN_REL_TOL = 0.10    # the criterion for epoch time and average power of held-out workloads
@@ -44,6 +44,24 @@ def test_held_out_networks_within_10_percent(held_out, gpu, two_points):
     assert s["n_points"] > 300
     assert s["P_mean_rel_err"] <= HELD_OUT_MEAN_REL_TOL
     assert s["t_mean_rel_err"] <= HELD_OUT_MEAN_REL_TOL
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_held_out_batch_sizes_within_10_percent(sweeps, gpu):
+    # one shape per network, fitted on every other batch size; the others predicted from their highest cap.
+    # Measured: A40 power 2.9 %, time 4.9 % (86 % of points within 10 %); V100 3.3 %, 3.6 % (89 %)
+    s = summarize(leave_batch_sizes_out(sweeps[gpu]))
+    assert s["n_points"] > 150
+    assert s["P_mean_rel_err"] <= HELD_OUT_MEAN_REL_TOL
+    assert s["t_mean_rel_err"] <= HELD_OUT_MEAN_REL_TOL
+    assert s["t_within_10pct"] >= 0.8 and s["P_within_10pct"] >= 0.9
+
+
+def test_single_points_are_noisy(sweeps):
+    # why the criterion is on means: epoch time should not rise with a higher cap, yet it does in a quarter of
+    # the neighbouring pairs, by up to 15 %
+    rises = np.concatenate([s.t_s[1:] / s.t_s[:-1] - 1.0 for s in sweeps["a40"]])
+    assert 0.2 < np.mean(rises > 0) < 0.3 and 0.10 < rises.max() < 0.16
 
 
 @pytest.mark.parametrize("gpu", GPUS)
