@@ -187,3 +187,26 @@ def test_a_fitted_power_model_file_drives_its_class(tmp_path, fmu_path):
     standin = json.loads((tmp_path / "standin" / "kpis.json").read_text())["total"]
     # the jobs: 160 GPUs x 6 h; fitted ~ (0.8 x 690 + 0.2 x 420) W = 636 W a GPU, the stand-in 525 W: +0.107 MWh
     assert fitted["E_IT_MWh"] - standin["E_IT_MWh"] == pytest.approx(0.160 * 6 * (0.636 - 0.525), rel=0.05)
+
+
+def test_a_model_fitted_on_a_real_h200_trace_drives_its_class(tmp_path, fmu_path):
+    """From a real NVML trace to the plant: `twin fit-power` on the H200 training trace (tests/data/gpu_h200),
+    its model file named in [cluster] power_models, the run's IT energy follows the fitted levels."""
+    from pathlib import Path
+
+    from twin.cluster.power_fit import fit_power
+
+    site = make_site(tmp_path / "site", "fifo")
+    trace = Path(__file__).parent / "data" / "gpu_h200" / "train.parquet"
+    m = fit_power(trace, "fine_tuning", site.parent / "h200.json", site.parent / "h200.png").model
+    site.write_text(site.read_text().replace('scheduler = "fifo"',
+                                             'scheduler = "fifo"\npower_models = { fine_tuning = "h200.json" }'))
+    runner.run(site, tmp_path / "fitted", progress=False, report=False)
+    runner.run(make_site(tmp_path / "site2", "fifo"), tmp_path / "standin", progress=False, report=False)
+    fitted = json.loads((tmp_path / "fitted" / "kpis.json").read_text())["total"]
+    standin = json.loads((tmp_path / "standin" / "kpis.json").read_text())["total"]
+    # the jobs (160 GPUs x 6 h, no checkpoints asked for: no dips) draw the fitted wave's mean, ~578 W a GPU,
+    # against the stand-in's 525 W
+    P_fitted_W = m.duty * m.P_high_W + (1.0 - m.duty) * m.P_low_W
+    assert 560.0 < P_fitted_W < 600.0
+    assert fitted["E_IT_MWh"] - standin["E_IT_MWh"] == pytest.approx(0.160 * 6 * (P_fitted_W / 1e3 - 0.525), rel=0.05)
