@@ -57,6 +57,46 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def _cmd_weather(args) -> int:
+    from .weather import read_weather
+
+    w = read_weather(args.file)
+    out = w.to_inputs_csv(args.out, args.year)
+    T = w.T_air_C
+    print(f"{w.location} (UTC{w.utc_offset_h:+g} h): {len(T)} hours, air {T.min():.1f} .. {T.max():.1f} C, "
+          f"mean {T.mean():.2f} C; wrote {out} for {args.year} (UTC)")
+    return 0
+
+
+def _consumer(text: str):
+    from .heat_demand import Consumer
+
+    parts = text.split(":")
+    if len(parts) not in (3, 4):
+        raise argparse.ArgumentTypeError(f"expected NAME:PROFILE:ANNUAL_MWH[:BUILDING_CLASS], got {text!r}")
+    try:
+        annual_MWh = float(parts[2])
+        cls = int(parts[3]) if len(parts) == 4 else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MWh (and a whole building class), got {text!r}") from None
+    try:
+        return Consumer(parts[0], parts[1], annual_MWh * 1e3, cls)
+    except TwinError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _cmd_demand(args) -> int:
+    from .heat_demand import demand_inputs_csv
+    from .weather import read_weather
+
+    w = read_weather(args.weather)
+    out = demand_inputs_csv(args.out, w, args.year, args.consumer)
+    for c in args.consumer:
+        print(f"{c.name}: BDEW {c.profile.upper()}, {c.annual_kWh / 1e3:g} MWh/a")
+    print(f"wrote {out} for {args.year} (read it with interpolate = \"previous\": hourly means)")
+    return 0
+
+
 def _default_out(scenario_path: str) -> Path:
     return Path("runs") / Path(scenario_path).stem
 
@@ -145,6 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--quiet", action="store_true")
     rs.add_argument("--no-report", action="store_true")
     rs.set_defaults(func=_cmd_resume)
+
+    we = sub.add_parser("weather", help="a weather year (EnergyPlus .epw, DWD TRY .dat/.csv) as a scenario input file")
+    we.add_argument("file")
+    we.add_argument("--year", type=int, default=2023, help="calendar year to lay the typical year onto (default 2023)")
+    we.add_argument("--out", required=True, help="CSV to write (time in UTC, T_air_C, RH_rel, p_Pa)")
+    we.set_defaults(func=_cmd_weather)
+
+    de = sub.add_parser("demand", help="hourly DH heat demand of consumers (BDEW standard load profiles) from a weather year")
+    de.add_argument("weather", help="EnergyPlus .epw or DWD TRY .dat/.csv")
+    de.add_argument("--consumer", type=_consumer, action="append", required=True,
+                    help="NAME:PROFILE:ANNUAL_MWH[:BUILDING_CLASS], e.g. homes:MFH:650 or school:GHD:330 (repeatable)")
+    de.add_argument("--year", type=int, default=2023, help="calendar year (default 2023)")
+    de.add_argument("--out", required=True, help="CSV to write (time in UTC, Q_<name>_kW)")
+    de.set_defaults(func=_cmd_demand)
 
     bn = sub.add_parser("bench", help="benchmarks: FMU step cost; the reference year: wall time, speed, memory, ratio to the floor")
     bn.add_argument("--steps", type=int, default=2000, help="FMU steps per timed repeat (default 2000)")
