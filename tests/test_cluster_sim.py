@@ -395,3 +395,27 @@ def test_event_rows_for_the_events_file():
         # rounded up to the tick
         {"time_s": 104.445, "kind": "end", "source": "a", "detail": ""},
     ]
+
+
+@pytest.mark.parametrize("cap_W", [700.0, 600.0, 450.0, 300.0, 200.0])
+def test_fitted_models_follow_the_stand_ins_clip_rule_under_a_cap(cap_W):
+    # a fitted training model without noise or checkpoints is the stand-in's square wave: the same stretch and
+    # the same energy over any stretch of work, capped or not
+    tp = TrainingPower(P_idle_W=60.0, P_high_W=640.0, P_low_W=330.0, duty=0.65, period_s=4.0)
+    sq = SquareWavePower({FT: Wave(P_hi_W=640.0, P_lo_W=330.0, period_s=4.0, duty=0.65)},
+                         Wave(P_hi_W=1.0, P_lo_W=1.0, period_s=1.0, duty=0.5))
+    fitted = FittedPower({FT: tp})
+    j = job("ft", 0, 4000, 1, FT)
+    assert fitted.stretch(j, cap_W) == pytest.approx(sq.stretch(j, cap_W), rel=1e-12)
+    for p0, p1 in ((0.0, 4000.0), (13.0, 101.5), (2.2, 3.9)):
+        assert fitted.energy_J(j, p0, p1, cap_W) == pytest.approx(sq.energy_J(j, p0, p1, cap_W), rel=1e-12)
+    # the mean power under the cap never exceeds it
+    assert fitted.energy_J(j, 0.0, 4000.0, cap_W) / (4000.0 * fitted.stretch(j, cap_W)) <= cap_W * (1 + 1e-12)
+    # a server is not lengthened; its levels are clipped
+    on = job("on", 0, 4000, 1, ON)
+    quiet = FittedPower({ON: dataclasses.replace(INFER, noise=Ar1Noise())})
+    assert quiet.stretch(on, cap_W) == 1.0
+    bp, b = INFER.busy_fractions()
+    P_capped = bp * min(600.0, cap_W) + (b - bp) * min(380.0, cap_W) + (1 - b) * min(90.0, cap_W)
+    E0 = quiet.energy_J(on, 0.0, 4000.0, None)
+    assert quiet.energy_J(on, 0.0, 4000.0, cap_W) == pytest.approx(E0 * P_capped / INFER.mean_power_W(), rel=1e-12)

@@ -6,9 +6,9 @@ it the plant's coolant temperature and whether the plant can reject heat, which 
 (``Cluster.set_thermal_state``). It knows nothing of the plant: the engine routes those values.
 
 Power models: the [cluster] table's ``power_models`` gives a fitted model file (``twin fit-power``) per workload
-class, used through ``FittedPower`` (caps then do not change those jobs' power: no cap response is fitted per
-class yet); the other classes run the stand-in ``SquareWavePower`` with per-class levels typical of 700 W-class
-training GPUs (below).
+class, used through ``FittedPower`` (under a cap they follow the stand-in's clip rule: the compute phase at the
+cap and slower, its energy per unit of work kept); the other classes run the stand-in ``SquareWavePower`` with
+per-class levels typical of 700 W-class training GPUs (below).
 """
 from __future__ import annotations
 

@@ -239,6 +239,16 @@ class TrainingPower:
     def run(self, t_start_s: float, t_stop_s: float = math.inf, seed: int = 0) -> TrainingRun:
         return TrainingRun(self, float(t_start_s), float(t_stop_s), seed)
 
+    # under a power cap: the clip rule of the cluster's stand-in wave (twin.cluster.sim.SquareWavePower); the
+    # energy is the same run with its low level clipped at the cap (twin.cluster.sim.FittedPower)
+
+    def cap_stretch(self, cap_W: float) -> float:
+        """Run time under the cap over the uncapped one: the compute phase draws at most the cap and slows by
+        P_high / cap (its energy per unit of work unchanged), the communication phase keeps its speed."""
+        if cap_W >= self.P_high_W:
+            return 1.0
+        return 1.0 + self.duty * (self.P_high_W / cap_W - 1.0)
+
     # deterministic part, in job time u >= 0 ---------------------------------------------------------------
 
     def _sq_int(self, a: float, b: float) -> float:
@@ -330,6 +340,21 @@ class InferencePower:
     def mean_power_W(self) -> float:
         bp, b = self.busy_fractions()
         return bp * self.P_prefill_W + (b - bp) * self.P_decode_W + (1.0 - b) * self.P_wait_W
+
+    def cap_stretch(self, cap_W: float) -> float:
+        """A server runs as long as its requests come: a cap does not lengthen it."""
+        return 1.0
+
+    def cap_energy_ratio(self, cap_W: float) -> float:
+        """Energy under the cap over the uncapped one: each level clipped at the cap (the time in prefill and
+        decode is kept: requests take a little longer under a cap, which this leaves out)."""
+        base = self.mean_power_W()
+        if base <= 0.0:
+            return 1.0
+        bp, b = self.busy_fractions()
+        c = cap_W
+        return (bp * min(self.P_prefill_W, c) + (b - bp) * min(self.P_decode_W, c)
+                + (1.0 - b) * min(self.P_wait_W, c)) / base
 
     def run(self, t_start_s: float, t_stop_s: float = math.inf, seed: int = 0, arrivals_s=None,
             prefill_s=None, decode_s=None) -> InferenceRun:

@@ -275,8 +275,10 @@ class FittedPower:
     A job's GPUs all run ``model.run(0, duration_s, seed)`` in progress time (a job's seed: CRC-32 of its id
     plus ``seed``). A training model's checkpoint dips are aligned with the job's checkpoints (a dip ends at
     each multiple of ``checkpoint_interval_s``; none without an interval). Under a cap c the profile is scaled
-    by ``response.power_W(c) / response.P_inf_W`` and the job runs ``response.stretch(c)`` times longer; a class
-    without a response ignores caps. Exact, but one call per running job per query (no batch form).
+    by ``response.power_W(c) / response.P_inf_W`` and the job runs ``response.stretch(c)`` times longer, for a
+    class with a measured response (``caps``); any other class follows the clip rule of its model
+    (``cap_stretch``, ``cap_energy_ratio``: the rule of the stand-in ``SquareWavePower``). Exact, but one call
+    per running job per query (no batch form).
     """
 
     models: Mapping[WorkloadClass, object]
@@ -294,14 +296,19 @@ class FittedPower:
             raise TwinError(f"fitted power: no model for class {job.workload_class.value!r} "
                             f"(job {job.job_id!r})") from None
 
-    def _run(self, job: Job):
+    def _run(self, job: Job, low_cap_W: float | None = None):
+        """The job's run; with ``low_cap_W``, the same run (phases, checkpoints, noise) with its low level
+        clipped at that cap."""
         runs = self._runs
-        r = runs.get(job)
+        key = job if low_cap_W is None else (job, low_cap_W)
+        r = runs.get(key)
         if r is None:
             import dataclasses
             import zlib
 
             m = self._model(job)
+            if low_cap_W is not None:
+                m = dataclasses.replace(m, P_low_W=min(m.P_low_W, low_cap_W))
             if getattr(m, "kind", "") == "training":
                 ci = job.checkpoint_interval_s
                 if ci is None or not m.has_checkpoints:
@@ -313,21 +320,30 @@ class FittedPower:
                     m = dataclasses.replace(m, ckpt_interval_s=ci - m.ckpt_duration_s)
             seed = (zlib.crc32(job.job_id.encode()) + self.seed) % 2 ** 63
             r = m.run(0.0, float(job.duration_s), seed=seed)
-            runs[job] = r
+            runs[key] = r
             if len(runs) > 4096:
                 runs.popitem(last=False)
         return r
 
     def stretch(self, job: Job, cap_W: float | None) -> float:
+        if cap_W is None:
+            return 1.0
         resp = self.caps.get(job.workload_class)
-        return 1.0 if cap_W is None or resp is None else max(1.0, float(resp.stretch(cap_W)))
+        if resp is None:
+            return self._model(job).cap_stretch(cap_W)
+        return max(1.0, float(resp.stretch(cap_W)))
 
     def energy_J(self, job: Job, p0_s: float, p1_s: float, cap_W: float | None) -> float:
         E = self._run(job).energy_J(p0_s, p1_s)
-        resp = self.caps.get(job.workload_class)
-        if cap_W is None or resp is None:
+        if cap_W is None:
             return E
-        return E * float(resp.power_W(cap_W)) / resp.P_inf_W * self.stretch(job, cap_W)
+        resp = self.caps.get(job.workload_class)
+        if resp is not None:
+            return E * float(resp.power_W(cap_W)) / resp.P_inf_W * self.stretch(job, cap_W)
+        m = self._model(job)
+        if getattr(m, "kind", "") == "training":    # exact: the compute phase's energy per work is kept
+            return E if cap_W >= m.P_low_W else self._run(job, low_cap_W=cap_W).energy_J(p0_s, p1_s)
+        return E * m.cap_energy_ratio(cap_W)
 
 
 # ---------------------------------------------------------------------------------------------- job state
