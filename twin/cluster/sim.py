@@ -357,7 +357,7 @@ class JobState:
 
     __slots__ = ("job", "seq", "status", "p_s", "seg_tick", "sigma", "cap_W", "epoch", "ckpt_p_s", "ckpt_k",
                  "sigma_w", "release_tick", "first_start_tick", "end_tick", "done_tick", "hold_tick", "hold_reason",
-                 "E_J", "lost_s", "throttled_gpu_s", "n_preempt", "alloc", "rack_gpus", "slot")
+                 "E_J", "lost_s", "throttled_gpu_s", "n_preempt", "alloc", "rack_gpus", "slot", "q_p_s", "q_E_J")
 
     def __init__(self, job: Job, seq: int):
         self.job = job
@@ -384,11 +384,16 @@ class JobState:
         self.alloc: tuple[tuple[int, int], ...] = ()
         self.rack_gpus: np.ndarray | None = None
         self.slot = -1
+        # the open segment's energy per GPU from p_s up to progress q_p_s (models without a batch form: each
+        # plant step then integrates only its own stretch of work, whatever the segment's length)
+        self.q_p_s = math.nan
+        self.q_E_J = 0.0
 
     def __getstate__(self):
         return {k: getattr(self, k) for k in self.__slots__}
 
     def __setstate__(self, s):
+        self.q_p_s, self.q_E_J = math.nan, 0.0
         for k, v in s.items():
             setattr(self, k, v)
 
@@ -440,6 +445,9 @@ class _Group:
         if self.batch:
             i = rec.slot
             return float(self.model.energy_batch_J(self.params[i:i + 1], self.p0[i:i + 1], np.array([p1_s]))[0])
+        q = rec.q_p_s
+        if rec.p_s <= q <= p1_s:
+            return rec.q_E_J + float(self.model.energy_J(rec.job, q, p1_s, rec.cap_W))
         return float(self.model.energy_J(rec.job, rec.p_s, p1_s, rec.cap_W))
 
     def open_J(self, tick: int) -> np.ndarray:
@@ -452,7 +460,9 @@ class _Group:
         if self.batch:
             e = self.model.energy_batch_J(self.params[:n], p0, p1)
         else:
-            e = np.array([self.model.energy_J(r.job, r.p_s, q, r.cap_W) for r, q in zip(self.recs, p1.tolist())])
+            e = np.array([self.energy_gpu_J(r, q) for r, q in zip(self.recs, p1.tolist())])
+            for r, q, eq in zip(self.recs, p1.tolist(), e.tolist()):
+                r.q_p_s, r.q_E_J = q, eq
         return e @ self.W[:n]
 
 
@@ -875,6 +885,7 @@ class Cluster:
         rec.cap_W = self.cap_W
         rec.sigma = self.stretch(j, self.cap_W)
         rec.seg_tick = T
+        rec.q_p_s, rec.q_E_J = rec.p_s, 0.0
         rec.epoch += 1
         den = rec.sigma * self.tps
         rec.end_tick = T + _ticks((j.duration_s - rec.p_s) * den)
