@@ -37,7 +37,7 @@ import json
 import math
 import os
 from dataclasses import MISSING, dataclass, field, fields
-from functools import lru_cache
+from functools import lru_cache, cached_property
 from typing import ClassVar, Iterable, Mapping
 
 import numpy as np
@@ -72,11 +72,11 @@ class Ar1Noise:
         _finite("tau_s", self.tau_s, 0.0, lo_open=True)
         _finite("dt_s", self.dt_s, 0.0, lo_open=True)
 
-    @property
+    @cached_property
     def phi(self) -> float:
         return math.exp(-self.dt_s / self.tau_s)
 
-    @property
+    @cached_property
     def block_cells(self) -> int:
         phi = self.phi
         if phi < 1e-300:
