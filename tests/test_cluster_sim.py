@@ -419,3 +419,12 @@ def test_fitted_models_follow_the_stand_ins_clip_rule_under_a_cap(cap_W):
     P_capped = bp * min(600.0, cap_W) + (b - bp) * min(380.0, cap_W) + (1 - b) * min(90.0, cap_W)
     E0 = quiet.energy_J(on, 0.0, 4000.0, None)
     assert quiet.energy_J(on, 0.0, 4000.0, cap_W) == pytest.approx(E0 * P_capped / INFER.mean_power_W(), rel=1e-12)
+
+
+def test_under_a_cap_checkpoints_keep_their_speed():
+    # TRAIN checkpoints for 30 s; a job checkpointing every 630 s of work trains 600 s of each 630
+    fitted = FittedPower({FT: TRAIN})
+    j = job("ft", 0, 3000, 1, FT, checkpoint_interval_s=630)
+    assert fitted.stretch(j, 400.0) == pytest.approx(1.0 + 0.65 * 600.0 / 630.0 * (640.0 / 400.0 - 1.0), rel=1e-12)
+    # a cap below the checkpoint level clips the dips as well
+    assert fitted.energy_J(j, 0.0, 630.0, 100.0) < fitted.energy_J(j, 0.0, 630.0, 330.0)

@@ -173,3 +173,10 @@ def test_command_line(paths, tmp_path, capsys):
     assert "UTC-6 h" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["demand", str(paths["chicago"]), "--consumer", "homes:MFH", "--out", str(out)])
+
+
+def test_a_dwd_csv_error_names_the_files_own_column(tmp_path):
+    csv = tmp_path / "try.csv"
+    csv.write_text("month,day,hour_1to24,T_air_degC,p_hPa,RH_pct\n1,1,1,warm,1000,80\n")
+    with pytest.raises(TraceError, match=r"try\.csv: line 2, field T_air_degC: expected a number, found 'warm'"):
+        read_weather(csv)

@@ -48,7 +48,7 @@ class WeatherYear:
     source: str
     location: str
     utc_offset_h: float          # local standard time = UTC + utc_offset_h
-    frame: pd.DataFrame          # hourly, index: start of the hour in local standard time
+    frame: pd.DataFrame          # one reading per hour in file order (index 1..n); on_year gives it times
 
     @property
     def T_air_C(self) -> pd.Series:
@@ -189,6 +189,7 @@ def read_dwd_try(path: str | os.PathLike) -> WeatherYear:
         if missing:
             raise TraceError(f"{src}: line 1, field {missing[0]}: missing column (found {header})")
         index = {TRY_CSV_COLUMNS[c]: header.index(c) for c in TRY_CSV_COLUMNS}
+        name = {code: col for col, code in TRY_CSV_COLUMNS.items()}       # errors name the file's own columns
         rows = [(n, line.split(",")) for n, line in enumerate(lines[1:], start=2) if line.strip()]
     else:
         try:
@@ -196,6 +197,7 @@ def read_dwd_try(path: str | os.PathLike) -> WeatherYear:
         except StopIteration:
             raise TraceError(f"{src}: line -, field -: expected the DWD TRY header to end in a line '***'") from None
         index = {c: TRY_DAT_COLUMNS.index(c) for c in ("MM", "DD", "HH", "t", "p", "RF")}
+        name = {c: c for c in index}
         rows = [(n, line.split()) for n, line in enumerate(lines[start:], start=start + 1) if line.strip()]
         for n, f in rows:
             if len(f) != len(TRY_DAT_COLUMNS):
@@ -210,12 +212,12 @@ def read_dwd_try(path: str | os.PathLike) -> WeatherYear:
             get = {k: f[i] for k, i in index.items()}
         except IndexError:
             raise TraceError(f"{src}: line {n}, field -: too few fields ({len(f)})") from None
-        months.append(int(_number(src, n, "MM", get["MM"])))
-        days.append(int(_number(src, n, "DD", get["DD"])))
-        hours.append(int(_number(src, n, "HH", get["HH"])))
-        cols["T_air_C"].append(_number(src, n, "t", get["t"]))
-        cols["RH_pct"].append(_number(src, n, "RF", get["RF"]))
-        cols["p_Pa"].append(100.0 * _number(src, n, "p", get["p"]))
+        months.append(int(_number(src, n, name["MM"], get["MM"])))
+        days.append(int(_number(src, n, name["DD"], get["DD"])))
+        hours.append(int(_number(src, n, name["HH"], get["HH"])))
+        cols["T_air_C"].append(_number(src, n, name["t"], get["t"]))
+        cols["RH_pct"].append(_number(src, n, name["RF"], get["RF"]))
+        cols["p_Pa"].append(100.0 * _number(src, n, name["p"], get["p"]))
         line_nos.append(n)
     _check_hours(src, months, days, hours, line_nos)
     return WeatherYear(src, Path(src).stem, CET_UTC_OFFSET_H, _frame(src, cols, line_nos))

@@ -244,10 +244,13 @@ class TrainingPower:
 
     def cap_stretch(self, cap_W: float) -> float:
         """Run time under the cap over the uncapped one: the compute phase draws at most the cap and slows by
-        P_high / cap (its energy per unit of work unchanged), the communication phase keeps its speed."""
+        P_high / cap (its energy per unit of work unchanged); communication and checkpoints keep their speed."""
         if cap_W >= self.P_high_W:
             return 1.0
-        return 1.0 + self.duty * (self.P_high_W / cap_W - 1.0)
+        compute = self.duty
+        if self.has_checkpoints:
+            compute *= self.ckpt_interval_s / (self.ckpt_interval_s + self.ckpt_duration_s)
+        return 1.0 + compute * (self.P_high_W / cap_W - 1.0)
 
     # deterministic part, in job time u >= 0 ---------------------------------------------------------------
 

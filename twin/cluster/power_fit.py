@@ -270,7 +270,8 @@ def _levels(t: np.ndarray, P: np.ndarray, w: np.ndarray, dt: float) -> _Levels:
             length = np.array([_edge_time(t, i1) - _edge_time(t, i0) for i0, i1 in runs])
             typical = float(np.median(length))
             for (i0, i1), d in zip(runs, length):
-                if d > DIP_LENGTH_FACTOR * typical and i1 - i0 >= DIP_MIN_SAMPLES:
+                # a long low stretch at the job's edge is a warm-up (data loading, compilation) or a wind-down
+                if d > DIP_LENGTH_FACTOR * typical and i1 - i0 >= DIP_MIN_SAMPLES and i0 > 0 and i1 < P.size:
                     dip_mask[i0:i1] = True
                     dips.append((_edge_time(t, i0), _edge_time(t, i1)))
             if dips:
@@ -629,10 +630,13 @@ def check_inference(model: InferencePower, t_s, P_W, t_job: tuple[float, float],
     prefilling = np.searchsorted(thr, Pw) == 2
     E_given, n_requests = None, None
     if np.average(prefilling, weights=w) <= RESOLVED_PREFILL_FRACTION:
-        starts = [_edge_time(tw, i0) for i0, _ in _runs(prefilling, tw, _weights(tw)[1])]
+        # the requests from the job's start on, so that those still decoding when the window opens count too
+        m = (t >= t_job[0]) & (t < b)
+        tj = t[m]
+        starts = [_edge_time(tj, i0) for i0, _ in _runs(np.searchsorted(thr, P[m]) == 2, tj, _weights(tj)[1])]
         quiet = replace(model, noise=replace(model.noise, sigma_W=0.0))
-        E_given = quiet.run(a, b, arrivals_s=[x for x in starts if a <= x < b]).energy_J(a, b)
-        n_requests = len(starts)
+        E_given = quiet.run(t_job[0], b, arrivals_s=starts).energy_J(a, b)
+        n_requests = sum(a <= x < b for x in starts)
     return FitCheck(a, b, E_meas, E_model, tuple(plateaus), None, None, window_energy_rel_sd(model, b - a),
                     E_given, n_requests)
 

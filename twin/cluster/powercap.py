@@ -287,13 +287,15 @@ def _batch_size(s: CapSweep) -> int:
 
 
 def leave_batch_sizes_out(sweeps: list[CapSweep]) -> list[HeldOutPoint]:
-    """For each network: the shape fitted on every other batch size (by dataset and batch size: the 1st, 3rd,
-    ...), then each remaining sweep predicted from its highest cap at every other cap."""
+    """For each network: its batch sizes in increasing order, the 1st, 3rd, ... fitted (every sweep of them: all
+    datasets and optimizers), each sweep of the others predicted from its highest cap at every other cap."""
     out = []
     for net in sorted({s.network for s in sweeps}):
-        ordered = sorted((s for s in sweeps if s.network == net),
-                         key=lambda s: (s.workload.split("/")[0], _batch_size(s), s.workload))
-        fitted, held = ordered[0::2], ordered[1::2]
+        mine = [s for s in sweeps if s.network == net]
+        sizes = sorted({_batch_size(s) for s in mine})
+        fitted_sizes = set(sizes[0::2])
+        fitted = [s for s in mine if _batch_size(s) in fitted_sizes]
+        held = [s for s in mine if _batch_size(s) not in fitted_sizes]
         if len(fitted) < 2 or not held:
             continue
         shape = fit_cap_shape(fitted)

@@ -308,7 +308,7 @@ class FittedPower:
 
             m = self._model(job)
             if low_cap_W is not None:
-                m = dataclasses.replace(m, P_low_W=min(m.P_low_W, low_cap_W))
+                m = dataclasses.replace(m, P_low_W=min(m.P_low_W, low_cap_W), P_ckpt_W=min(m.P_ckpt_W, low_cap_W))
             if getattr(m, "kind", "") == "training":
                 ci = job.checkpoint_interval_s
                 if ci is None or not m.has_checkpoints:
@@ -330,7 +330,7 @@ class FittedPower:
             return 1.0
         resp = self.caps.get(job.workload_class)
         if resp is None:
-            return self._model(job).cap_stretch(cap_W)
+            return self._run(job).model.cap_stretch(cap_W)    # the job's model: checkpoints at its own interval
         return max(1.0, float(resp.stretch(cap_W)))
 
     def energy_J(self, job: Job, p0_s: float, p1_s: float, cap_W: float | None) -> float:
@@ -342,7 +342,9 @@ class FittedPower:
             return E * float(resp.power_W(cap_W)) / resp.P_inf_W * self.stretch(job, cap_W)
         m = self._model(job)
         if getattr(m, "kind", "") == "training":    # exact: the compute phase's energy per work is kept
-            return E if cap_W >= m.P_low_W else self._run(job, low_cap_W=cap_W).energy_J(p0_s, p1_s)
+            if cap_W >= max(m.P_low_W, m.P_ckpt_W):
+                return E
+            return self._run(job, low_cap_W=cap_W).energy_J(p0_s, p1_s)
         return E * m.cap_energy_ratio(cap_W)
 
 
