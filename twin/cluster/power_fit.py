@@ -243,20 +243,22 @@ class _Levels:
     P_ckpt_W: float
 
 
+def _dips(t: np.ndarray, P: np.ndarray, w: np.ndarray, runs: list[tuple[int, int]]):
+    """(mask, (begin, end) times, time-weighted mean power) of the sample runs taken as checkpoint dips."""
+    mask = np.zeros(P.size, dtype=bool)
+    for i0, i1 in runs:
+        mask[i0:i1] = True
+    P_ckpt = float(np.average(P[mask], weights=w[mask])) if runs else 0.0
+    return mask, [(_edge_time(t, i0), _edge_time(t, i1)) for i0, i1 in runs], P_ckpt
+
+
 def _levels(t: np.ndarray, P: np.ndarray, w: np.ndarray, dt: float) -> _Levels:
-    dip_mask = np.zeros(P.size, dtype=bool)
-    dips: list[tuple[float, float]] = []
-    P_ckpt = 0.0
+    dip_mask, dips, P_ckpt = _dips(t, P, w, [])
     if P.size >= 30:
         c3, thr3 = _kmeans_1d(P, w, 3)
         if not np.isnan(c3).any() and _separate(P, thr3, c3):
-            low_mask = P < thr3[0]
-            for i0, i1 in _runs(low_mask, t, dt):
-                if i1 - i0 >= DIP_MIN_SAMPLES:
-                    dip_mask[i0:i1] = True
-                    dips.append((_edge_time(t, i0), _edge_time(t, i1)))
-            if dips:
-                P_ckpt = float(np.average(P[dip_mask], weights=w[dip_mask]))
+            runs = [(i0, i1) for i0, i1 in _runs(P < thr3[0], t, dt) if i1 - i0 >= DIP_MIN_SAMPLES]
+            dip_mask, dips, P_ckpt = _dips(t, P, w, runs)
     keep = ~dip_mask
     x, ww = P[keep], w[keep]
     if x.size < 10:
@@ -269,13 +271,11 @@ def _levels(t: np.ndarray, P: np.ndarray, w: np.ndarray, dt: float) -> _Levels:
         if len(runs) >= MIN_PERIODS:
             length = np.array([_edge_time(t, i1) - _edge_time(t, i0) for i0, i1 in runs])
             typical = float(np.median(length))
-            for (i0, i1), d in zip(runs, length):
-                # a long low stretch at the job's edge is a warm-up (data loading, compilation) or a wind-down
-                if d > DIP_LENGTH_FACTOR * typical and i1 - i0 >= DIP_MIN_SAMPLES and i0 > 0 and i1 < P.size:
-                    dip_mask[i0:i1] = True
-                    dips.append((_edge_time(t, i0), _edge_time(t, i1)))
-            if dips:
-                P_ckpt = float(np.average(P[dip_mask], weights=w[dip_mask]))
+            # a long low stretch at the job's edge is a warm-up (data loading, compilation) or a wind-down
+            long_runs = [(i0, i1) for (i0, i1), d in zip(runs, length)
+                         if d > DIP_LENGTH_FACTOR * typical and i1 - i0 >= DIP_MIN_SAMPLES and i0 > 0 and i1 < P.size]
+            if long_runs:
+                dip_mask, dips, P_ckpt = _dips(t, P, w, long_runs)
                 keep = ~dip_mask
                 x, ww = P[keep], w[keep]
                 c2, thr2 = _kmeans_1d(x, ww, 2)
