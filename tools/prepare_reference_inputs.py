@@ -7,10 +7,11 @@ attribution in scenarios/reference_year/inputs/SOURCES.md, so the shipped scenar
   2023 (hour_of_year 1 = 2023-01-01 00:00 UTC: the TRY hour-ending CET stamps shifted by the one hour between
   hour-ending and hour-starting, which equals the CET-UTC offset), plus the ground temperature at 1 m depth
   from the Kusuda-Achenbach model fitted to the year's air temperature (soil diffusivity 0.05 m2/day).
-- heat_demand.csv: hourly demand of three consumers whose space heating follows the weather:
-  homes (a block of flats), an indoor pool, a school. Space heating by degree-hours against a 15 C heating
-  limit, with a morning/evening daily shape; domestic hot water (and pool water heating) as a daily profile.
-  Annual totals are parameters below. A simplified standard-load-profile model, documented as such.
+- heat_demand.csv: hourly mean demand of three consumers (read with interpolate = "previous"): homes (a block
+  of flats: BDEW profile MFH, building class 11, hot water included) and a school (BDEW GKO, public buildings,
+  the summer holidays as Sundays), both by twin.heat_demand (demandlib) on the CET calendar; an indoor pool,
+  for which BDEW has no type: hall heating by degree-hours against a 15 C heating limit plus water heating all
+  day. Annual totals are parameters below.
 - grid.csv: 2023 DE-LU day-ahead price (ENTSO-E; the file's regular hourly stamps read as CET = UTC+1) and grid carbon intensity
   (Electricity Maps, LCA, UTC).
 - it_load.csv: the IT power of a 200 kW liquid-cooled GPU pod until the cluster simulator drives it: a seeded
@@ -20,12 +21,14 @@ Every file gets one extra row at 2024-01-01 00:00 (a copy of the first) so the s
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "scenarios" / "reference_year" / "inputs"
 YEAR_START = pd.Timestamp("2023-01-01 00:00:00")
@@ -66,33 +69,26 @@ def weather() -> pd.DataFrame:
                                "T_air_C": T, "T_ground_C": np.round(T_ground, 3)}))
 
 
-def _shape(hour: np.ndarray, peaks: list[tuple[float, float, float]], base: float) -> np.ndarray:
-    """A daily profile: a base plus Gaussian peaks (hour, width h, weight)."""
-    s = np.full(hour.shape, base)
-    for h0, w, k in peaks:
-        d = np.minimum(np.abs(hour - h0), 24 - np.abs(hour - h0))
-        s += k * np.exp(-0.5 * (d / w) ** 2)
-    return s
-
-
 def heat_demand(T_air: np.ndarray) -> pd.DataFrame:
+    """Homes and school: BDEW standard load profiles (twin.heat_demand, demandlib) on the local (CET) calendar;
+    the pool, for which BDEW has no type: its own profile (hall heating by degree-hours, water heating all day)."""
+    from twin.heat_demand import Consumer, bdew_profile_kW
+
+    local = pd.date_range("2023-01-01 00:00", periods=HOURS, freq="h")       # CET hour starts
+    # TRY row k is the reading at CET k+1 o'clock, the end of local hour k
+    T_local = pd.Series(T_air[:HOURS], index=local)
+    summer = {d.date(): "summer holidays" for d in pd.date_range("2023-07-01", "2023-08-31", freq="D")}
+    homes_local = bdew_profile_kW(Consumer("homes", "MFH", HOMES_MWH * 1000), T_local).to_numpy()
+    school_local = bdew_profile_kW(Consumer("school", "GKO", SCHOOL_MWH * 1000), T_local, holidays=summer).to_numpy()
+    # UTC hour k is CET hour k+1 (the year wraps around)
+    homes, school = np.roll(homes_local, -1), np.roll(school_local, -1)
     times = _times(HOURS)
     hour = times.hour.to_numpy(float)
-    weekday = times.day_of_week.to_numpy()
-    month = times.month.to_numpy()
     T_day = pd.Series(T_air[:HOURS]).rolling(24, min_periods=1).mean().to_numpy()  # buildings respond to a day's mean
     dh = np.maximum(T_HEAT_LIMIT_C - T_day, 0.0)
-    homes_sh = dh * _shape(hour, [(7, 1.5, 0.5), (19, 2.5, 0.4)], 1.0)
-    homes_dhw = _shape(hour, [(7, 1.2, 1.0), (20, 2.0, 0.8)], 0.2)
-    homes = 0.8 * homes_sh / homes_sh.sum() + 0.2 * homes_dhw / homes_dhw.sum()
-    pool_sh = dh
     pool_water = np.where((hour >= 6) & (hour <= 22), 1.0, 0.4)
-    pool = 0.35 * pool_sh / pool_sh.sum() + 0.65 * pool_water / pool_water.sum()
-    open_school = (weekday < 5) & ~np.isin(month, [7, 8]) & (hour >= 6) & (hour <= 16)
-    school_sh = dh * np.where(open_school, 1.0, 0.25)
-    school = school_sh / school_sh.sum()
-    kW = {"Q_homes_kW": homes * HOMES_MWH * 1000, "Q_pool_kW": pool * POOL_MWH * 1000,
-          "Q_school_kW": school * SCHOOL_MWH * 1000}
+    pool = (0.35 * dh / dh.sum() + 0.65 * pool_water / pool_water.sum()) * POOL_MWH * 1000
+    kW = {"Q_homes_kW": homes, "Q_pool_kW": pool, "Q_school_kW": school}
     df = pd.DataFrame({"time": times.strftime("%Y-%m-%dT%H:%M:%S")} | {k: np.round(v, 3) for k, v in kW.items()})
     return _wrap(df)
 
