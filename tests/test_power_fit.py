@@ -440,3 +440,21 @@ def test_a_drifting_residual_is_not_fitted_as_a_slow_noise():
     r = 15.0 * t / t[-1] + np.random.default_rng(1).normal(0.0, 1.0, t.size) * 0.01   # a 15 W creep
     noise = _fit_ar1(t, r - r.mean(), np.ones(t.size, bool), dt)
     assert noise.tau_s <= MAX_LAGS * dt
+
+
+def test_an_inference_trace_that_begins_while_requests_decode():
+    # no idle before the job: the first samples are decoding, before any prefill burst is seen
+    truth = InferencePower(60, 90, 600, 380, 0.4, 3.0, 0.5, Ar1Noise(5.0, 0.8, 0.1))
+    t, P, (t0, t1), _ = synth_inference(truth, t_lead_s=40.0, t_job_s=1200.0, seed=3)
+    cut = t >= t0 + 1.0
+    P_cut = P[cut]
+    P_cut[:10] = 380.0                               # the trace starts inside a decode
+    fit = fit_inference(t[cut], P_cut)
+    assert _rel(fit.model.decode_s, 3.0) <= DURATION_REL_TOL
+
+
+def test_request_time_cannot_cover_busy_time_before_the_first_request():
+    from twin.cluster.power_fit import _length_filling
+
+    assert _length_filling(np.array([10.0]), 50.0, 0.0, 50.0) is None          # at most 40 s after the start
+    assert _length_filling(np.array([10.0, 30.0]), 20.0, 0.0, 50.0) == pytest.approx(10.0, rel=1e-9)

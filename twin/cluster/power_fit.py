@@ -463,9 +463,12 @@ def _union_s(starts: np.ndarray, length_s: float, t0: float, t1: float) -> float
     return total
 
 
-def _length_filling(starts: np.ndarray, covered_s: float, t0: float, t1: float) -> float:
-    """The interval length at which requests starting at ``starts`` cover ``covered_s`` of [t0, t1]."""
+def _length_filling(starts: np.ndarray, covered_s: float, t0: float, t1: float) -> float | None:
+    """The interval length at which requests starting at ``starts`` cover ``covered_s`` of [t0, t1]; None when
+    no length can (busy time before the first start: a trace that begins while requests are decoding)."""
     lo, hi = 0.0, t1 - t0
+    if _union_s(starts, hi, t0, t1) < covered_s:
+        return None
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if _union_s(starts, mid, t0, t1) < covered_s else (lo, mid)
@@ -494,7 +497,10 @@ def fit_inference(t_s, P_W, *, span: tuple[float, float] | None = None,
     # scatter by tens of % on a trace of minutes. The requests themselves are seen (each prefill burst starts
     # one): the request time at which they cover exactly the measured busy time is the estimate.
     starts = np.array([_edge_time(tj, j0) for j0, _ in bursts])
-    decode = max(_length_filling(starts, b * T, t0, t1) - prefill, 0.0)
+    request_s = _length_filling(starts, b * T, t0, t1)
+    if request_s is None:                 # fall back on the formula
+        request_s = -math.log(1.0 - b) / rate
+    decode = max(request_s - prefill, 0.0)
     noise = _fit_ar1(tj, Pj - c[state], np.ones(Pj.size, dtype=bool), dt)
     model = InferencePower(P_idle_W=idle, P_wait_W=float(c[0]), P_prefill_W=float(c[2]), P_decode_W=float(c[1]),
                            prefill_s=float(prefill), decode_s=float(decode), rate_per_s=float(rate), noise=noise)
