@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -123,13 +124,28 @@ def _check_hours(src: str, months, days, hours, line_nos) -> None:
         if not (1 <= m <= 12 and 1 <= d <= 31 and 1 <= h <= 24):
             raise TraceError(f"{src}: line {line_nos[i]}, field month/day/hour: expected month 1..12, day 1..31, "
                              f"hour 1..24, found {m}/{d}/{h}")
-    key = np.asarray(months) * 10_000 + np.asarray(days) * 100 + np.asarray(hours)
-    bad = np.flatnonzero(np.diff(key) <= 0)
+    # hours on a leap-year calendar: consecutive rows are one hour apart, or 25 across a 29 February left out
+    try:
+        day = np.array([(date(2000, m, d) - date(2000, 1, 1)).days for m, d in zip(months, days)])
+    except ValueError as e:
+        i = next(i for i, (m, d) in enumerate(zip(months, days)) if not _is_date(m, d))
+        raise TraceError(f"{src}: line {line_nos[i]}, field month/day: no such date {months[i]}/{days[i]}") from e
+    step = np.diff(day * 24 + np.asarray(hours))
+    feb29_left_out = (np.asarray(months[:-1]) == 2) & (np.asarray(days[:-1]) == 28) & (step == 25)
+    bad = np.flatnonzero((step != 1) & ~feb29_left_out)
     if bad.size:
         i = int(bad[0]) + 1
-        raise TraceError(f"{src}: line {line_nos[i]}, field month/day/hour: hours out of order or repeated "
-                         f"({months[i]}/{days[i]} hour {hours[i]} after {months[i - 1]}/{days[i - 1]} hour "
-                         f"{hours[i - 1]})")
+        what = "out of order or repeated" if step[i - 1] <= 0 else f"{step[i - 1] - 1} hour(s) missing"
+        raise TraceError(f"{src}: line {line_nos[i]}, field month/day/hour: {what} ({months[i]}/{days[i]} hour "
+                         f"{hours[i]} after {months[i - 1]}/{days[i - 1]} hour {hours[i - 1]})")
+
+
+def _is_date(m: int, d: int) -> bool:
+    try:
+        date(2000, m, d)
+    except ValueError:
+        return False
+    return True
 
 
 def _frame(src: str, columns: dict[str, list[float]], line_nos: list[int]) -> pd.DataFrame:
