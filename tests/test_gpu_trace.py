@@ -18,9 +18,8 @@ PARQUET = DATA / "nvml_long_2gpu.parquet"
 # --- reading ------------------------------------------------------------------------------------------------
 
 
-def _assert_rejected(path, lines, expect) -> str:
-    """Write the lines, load them: a TraceError naming the file and every expected part. Returns the message."""
-    path.write_text("\n".join(lines) + "\n")
+def _assert_load_rejected(path, expect) -> str:
+    """Loading the file raises a TraceError naming the file and every expected part. Returns the message."""
     with pytest.raises(TraceError) as e:
         load_gpu_trace(path)
     msg = str(e.value)
@@ -28,6 +27,12 @@ def _assert_rejected(path, lines, expect) -> str:
     for part in expect:
         assert part in msg
     return msg
+
+
+def _assert_rejected(path, lines, expect) -> str:
+    """Write the lines, load them: a TraceError naming the file and every expected part. Returns the message."""
+    path.write_text("\n".join(lines) + "\n")
+    return _assert_load_rejected(path, expect)
 
 def test_nvidia_smi_csv():
     tr = load_nvidia_smi_csv(SMI)
@@ -210,12 +215,7 @@ def test_bad_nvml_parquet(tmp_path, case, expect):
         pq.write_table(pa.table({k: v for k, v in cols.items() if k != "field"}), str(p))
     else:
         write_nvml_parquet(p, cols["t_s"], cols["gpu"], cols["field"], cols["value"])
-    with pytest.raises(TraceError) as e:
-        load_gpu_trace(p)
-    msg = str(e.value)
-    assert str(p) in msg
-    for part in expect:
-        assert part in msg
+    msg = _assert_load_rejected(p, expect)
     if case != "missing":
         assert f"row {r + 1}," in msg
 

@@ -346,6 +346,17 @@ def _run_spec(run, problems: Problems) -> RunSpec | None:
     return RunSpec(str(name), start, int(duration_s), int(step), int(seed), int(chunk))
 
 
+def _subtables(table: Mapping, section: str, expected: str, keys, problems: Problems):
+    """(name, spec, path in the file) of each table [section.NAME]; a non-table is reported, unknown keys too."""
+    for name, spec in table.items():
+        where = f"{section}.{name}"
+        if not isinstance(spec, Mapping):
+            problems.add(where, expected, spec)
+            continue
+        _check_keys(spec, keys, where, problems)
+        yield name, spec, where
+
+
 def _input_specs(table, base: Path, problems: Problems, run: RunSpec | None) -> dict[str, InputSpec]:
     from .inputs import INTERPOLATIONS, read_series
 
@@ -353,12 +364,7 @@ def _input_specs(table, base: Path, problems: Problems, run: RunSpec | None) -> 
     if not isinstance(table, Mapping):
         problems.add("inputs", "tables [inputs.NAME] with a file", type(table).__name__)
         return out
-    for name, spec in table.items():
-        where = f"inputs.{name}"
-        if not isinstance(spec, Mapping):
-            problems.add(where, "a table with file = \"...\"", spec)
-            continue
-        _check_keys(spec, INPUT_KEYS, where, problems)
+    for name, spec, where in _subtables(table, "inputs", "a table with file = \"...\"", INPUT_KEYS, problems):
         file = spec.get("file")
         interp = spec.get("interpolate", "linear")
         if interp not in INTERPOLATIONS:
@@ -397,12 +403,8 @@ def _component_specs(table, base: Path, problems: Problems):
         problems.add("components", "at least one table [components.NAME]", "<nothing>" if table is None else table)
         return components, ports
     models = fmu_build.model_names()
-    for name, spec in table.items():
-        where = f"components.{name}"
-        if not isinstance(spec, Mapping):
-            problems.add(where, "a table with fmu = ... or block = ...", spec)
-            continue
-        _check_keys(spec, COMPONENT_KEYS, where, problems)
+    for name, spec, where in _subtables(table, "components", "a table with fmu = ... or block = ...", COMPONENT_KEYS,
+                                        problems):
         if "." in name:
             problems.add(where, "a name without '.'", name)
         fmu, block = spec.get("fmu"), spec.get("block")
